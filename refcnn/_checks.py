@@ -104,7 +104,7 @@ def as_index_tuple(op: str, name: str, value: Any, *, length: int) -> tuple[int,
 
 
 def accumulation_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
-    """The dtype sums are carried in: float16 accumulates in float32 (as the frameworks do)."""
+    """Return the dtype sums are carried in: float16 accumulates in float32, like the frameworks."""
     if dtype == np.float16:
         return np.dtype(np.float32)
     return dtype

@@ -94,39 +94,60 @@ def _setup(
 
 
 def _pad_or_crop(x: Array, pads: ExplicitPads) -> Array:
-    """Zero-pad axes 1 and 2 of an NHWC array; a negative pad crops instead."""
+    """Zero-pad axes 1 and 2 of an NHWC array; a negative pad crops instead.
+
+    The result is the window ``[-before, n + after)`` of ``x`` extended by zeros on both sides,
+    so a crop larger than the array still gives the right (all-zero) length.
+    """
     (top, bottom), (left, right) = pads
-    cropped = x[
-        :,
-        max(-top, 0) : x.shape[1] - max(-bottom, 0),
-        max(-left, 0) : x.shape[2] - max(-right, 0),
-        :,
-    ]
-    widths = ((0, 0), (max(top, 0), max(bottom, 0)), (max(left, 0), max(right, 0)), (0, 0))
-    if not any(before or after for before, after in widths):
-        return cropped
-    zero = x.dtype.type(0) if x.dtype != object else 0
-    return np.pad(cropped, widths, mode="constant", constant_values=zero)
+    if min(top, bottom, left, right) >= 0:
+        if not (top or bottom or left or right):
+            return x
+        zero = x.dtype.type(0) if x.dtype != object else 0
+        widths = ((0, 0), (top, bottom), (left, right), (0, 0))
+        return np.pad(x, widths, mode="constant", constant_values=zero)
+    n, h, w, c = x.shape
+    out_h, out_w = h + top + bottom, w + left + right
+    out = np.zeros((n, max(out_h, 0), max(out_w, 0), c), dtype=x.dtype)
+    rows = slice(max(-top, 0), min(h, out_h - top))
+    cols = slice(max(-left, 0), min(w, out_w - left))
+    if rows.start < rows.stop and cols.start < cols.stop:
+        out[:, rows.start + top : rows.stop + top, cols.start + left : cols.stop + left] = x[
+            :, rows, cols
+        ]
+    return out
 
 
 def _windows(
-    xp: Array, kernel_hw: tuple[int, int], out_hw: tuple[int, int], strides: tuple[int, int],
+    xp: Array,
+    kernel_hw: tuple[int, int],
+    out_hw: tuple[int, int],
+    strides: tuple[int, int],
     dilations: tuple[int, int],
 ) -> Array:
     """Read-only view ``(N, OH, OW, KH, KW, C)`` of the windows of a padded NHWC array."""
     sn, sh, sw, sc = xp.strides
     shape = (xp.shape[0], out_hw[0], out_hw[1], kernel_hw[0], kernel_hw[1], xp.shape[3])
     view_strides = (
-        sn, sh * strides[0], sw * strides[1], sh * dilations[0], sw * dilations[1], sc,
+        sn,
+        sh * strides[0],
+        sw * strides[1],
+        sh * dilations[0],
+        sw * dilations[1],
+        sc,
     )
     return as_strided(xp, shape=shape, strides=view_strides, writeable=False)
 
 
 def _tap(
-    xp: Array, p: int, q: int, out_hw: tuple[int, int], strides: tuple[int, int],
+    xp: Array,
+    p: int,
+    q: int,
+    out_hw: tuple[int, int],
+    strides: tuple[int, int],
     dilations: tuple[int, int],
 ) -> Array:
-    """The ``(N, OH, OW, C)`` view of ``xp`` that kernel tap ``(p, q)`` multiplies."""
+    """Return the ``(N, OH, OW, C)`` view of ``xp`` that kernel tap ``(p, q)`` multiplies."""
     row, col = p * dilations[0], q * dilations[1]
     return xp[
         :,
@@ -222,8 +243,9 @@ def conv2d(
     setup = _setup(op, x_arr.shape, w_arr.shape, strides, padding, dilations)
     acc = accumulation_dtype(x_arr.dtype)
     xp = _pad_or_crop(x_arr.astype(acc, copy=False), setup.geometry.pads)
-    y = _correlate(xp, w_arr.astype(acc, copy=False), setup.geometry.out_hw, setup.strides,
-                   setup.dilations)
+    y = _correlate(
+        xp, w_arr.astype(acc, copy=False), setup.geometry.out_hw, setup.strides, setup.dilations
+    )
     if b_arr is not None:
         y = y + b_arr.astype(acc, copy=False)
     return y.astype(x_arr.dtype, copy=False)
@@ -318,17 +340,20 @@ def conv2d_backward_input(
     require_same_dtype(op, dy=dy_arr, w=w_arr)
     shape = as_index_tuple(op, "input_shape", input_shape, length=4)
     setup = _setup(op, shape, w_arr.shape, strides, padding, dilations)
-    _check_dy(op, dy_arr, (shape[0], *setup.geometry.out_hw, w_arr.shape[3]),
-              f"input_shape {shape} and filter shape {w_arr.shape}")
+    _check_dy(
+        op,
+        dy_arr,
+        (shape[0], *setup.geometry.out_hw, w_arr.shape[3]),
+        f"input_shape {shape} and filter shape {w_arr.shape}",
+    )
     acc = accumulation_dtype(dy_arr.dtype)
-    dx = _backward_input_rot180(dy_arr.astype(acc, copy=False), w_arr.astype(acc, copy=False),
-                                shape, setup)
+    dx = _backward_input_rot180(
+        dy_arr.astype(acc, copy=False), w_arr.astype(acc, copy=False), shape, setup
+    )
     return dx.astype(dy_arr.dtype, copy=False)
 
 
-def _backward_filter(
-    dy: Array, x: Array, kernel_hw: tuple[int, int], setup: _Setup
-) -> Array:
+def _backward_filter(dy: Array, x: Array, kernel_hw: tuple[int, int], setup: _Setup) -> Array:
     """``dw[p,q,c,o] = sum_{n,i,j} xp[n, i*sh + p*dh, j*sw + q*dw, c] * dy[n,i,j,o]``."""
     n, oh, ow, o = dy.shape
     c = x.shape[3]
@@ -341,7 +366,8 @@ def _backward_filter(
     dy_flat = dy.reshape(rows, o)
     if rows * kh * kw * c * x.itemsize <= _IM2COL_MAX_BYTES:
         columns = _windows(xp, kernel_hw, (oh, ow), setup.strides, setup.dilations)
-        return (columns.reshape(rows, kh * kw * c).T @ dy_flat).reshape(kh, kw, c, o)
+        flat: Array = columns.reshape(rows, kh * kw * c).T @ dy_flat
+        return flat.reshape(kh, kw, c, o)
     for p in range(kh):
         for q in range(kw):
             tap = _tap(xp, p, q, (oh, ow), setup.strides, setup.dilations).reshape(rows, c)
@@ -386,11 +412,16 @@ def conv2d_backward_filter(
     require_same_dtype(op, dy=dy_arr, x=x_arr)
     shape = as_index_tuple(op, "filter_shape", filter_shape, length=4)
     setup = _setup(op, x_arr.shape, shape, strides, padding, dilations)
-    _check_dy(op, dy_arr, (x_arr.shape[0], *setup.geometry.out_hw, shape[3]),
-              f"input shape {x_arr.shape} and filter_shape {shape}")
+    _check_dy(
+        op,
+        dy_arr,
+        (x_arr.shape[0], *setup.geometry.out_hw, shape[3]),
+        f"input shape {x_arr.shape} and filter_shape {shape}",
+    )
     acc = accumulation_dtype(dy_arr.dtype)
-    dw = _backward_filter(dy_arr.astype(acc, copy=False), x_arr.astype(acc, copy=False),
-                          (shape[0], shape[1]), setup)
+    dw = _backward_filter(
+        dy_arr.astype(acc, copy=False), x_arr.astype(acc, copy=False), (shape[0], shape[1]), setup
+    )
     return dw.astype(dy_arr.dtype, copy=False)
 
 

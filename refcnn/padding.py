@@ -130,9 +130,7 @@ def window_geometry(
     """Resolve a normalized padding into output size and explicit pads on both axes."""
     per_axis: list[tuple[int, int, int]] = []
     for axis in range(2):
-        axis_padding: str | tuple[int, int] = (
-            padding if isinstance(padding, str) else padding[axis]
-        )
+        axis_padding: str | tuple[int, int] = padding if isinstance(padding, str) else padding[axis]
         per_axis.append(
             axis_geometry(
                 input_hw[axis], kernel_hw[axis], strides[axis], dilations[axis], axis_padding
