@@ -242,3 +242,346 @@ def avg_pool2d_backward(
                     for r, col in inside:
                         dx[n, r, col, c] += dy[n, i, j, c] / count
     return dx
+
+
+# --- activations, softmax, losses, dense: loops over every element with the math module ------
+# Inputs are NumPy arrays; float results are float64 (Python floats), object (Fraction) inputs
+# stay exact where the formula needs no exp/log. Finite inputs unless a docstring says more.
+# (math is imported here, not at the top, because this section is appended to a shared file.)
+
+import math  # noqa: E402
+
+
+def _at(b: tuple[int, ...], axis: int, k: int) -> tuple[int, ...]:
+    """Index class ``k`` of sample ``b`` (``b`` indexes every axis but ``axis``)."""
+    return (*b[:axis], k, *b[axis:])
+
+
+def _batch_shape(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
+    return shape[:axis] + shape[axis + 1 :]
+
+
+def _zero_like(dtype: np.dtype[Any]) -> Any:
+    return 0 if dtype == np.dtype(object) else dtype.type(0)
+
+
+def relu(x: Array) -> Array:
+    """``y[i] = x[i] if x[i] > 0 else 0`` (NaN stays NaN)."""
+    y = np.empty(x.shape, dtype=x.dtype)
+    for i in np.ndindex(x.shape):
+        v = x[i]
+        is_nan = x.dtype.kind == "f" and math.isnan(v)
+        y[i] = v if v > 0 or is_nan else _zero_like(x.dtype)
+    return y
+
+
+def relu_backward(dy: Array, x: Array) -> Array:
+    """``dx[i] = dy[i] if x[i] > 0 else 0`` (NaN where ``x[i]`` is NaN)."""
+    dx = np.empty(x.shape, dtype=dy.dtype)
+    for i in np.ndindex(x.shape):
+        v = x[i]
+        dx[i] = dy[i] if v > 0 else _zero_like(dy.dtype) if v <= 0 else math.nan
+    return dx
+
+
+def _sigmoid(v: float) -> float:
+    # The two algebraically equal forms, each used where its exp cannot overflow.
+    if v >= 0:
+        return 1.0 / (1.0 + math.exp(-v))
+    return math.exp(v) / (1.0 + math.exp(v))
+
+
+def sigmoid(x: Array) -> Array:
+    """``y[i] = 1 / (1 + exp(-x[i]))``."""
+    y = np.empty(x.shape, dtype=np.float64)
+    for i in np.ndindex(x.shape):
+        y[i] = _sigmoid(float(x[i]))
+    return y
+
+
+def sigmoid_backward(dy: Array, x: Array) -> Array:
+    """``dx[i] = dy[i] * s(x[i]) * s(-x[i])`` (``1 - s(x) = s(-x)``, no cancellation)."""
+    dx = np.empty(x.shape, dtype=np.float64)
+    for i in np.ndindex(x.shape):
+        v = float(x[i])
+        dx[i] = float(dy[i]) * _sigmoid(v) * _sigmoid(-v)
+    return dx
+
+
+def tanh(x: Array) -> Array:
+    """``y[i] = math.tanh(x[i])``."""
+    y = np.empty(x.shape, dtype=np.float64)
+    for i in np.ndindex(x.shape):
+        y[i] = math.tanh(float(x[i]))
+    return y
+
+
+def tanh_backward(dy: Array, x: Array) -> Array:
+    """``dx[i] = dy[i] / cosh(x[i])**2`` (``math.cosh`` overflows past ``|x| = 710``)."""
+    dx = np.empty(x.shape, dtype=np.float64)
+    for i in np.ndindex(x.shape):
+        dx[i] = float(dy[i]) / math.cosh(float(x[i])) ** 2
+    return dx
+
+
+def softmax(z: Array, axis: int = -1) -> Array:
+    """``p[b, j] = exp(z[b, j] - m) / sum_k exp(z[b, k] - m)``, ``m`` the slice's maximum."""
+    axis %= z.ndim
+    p = np.empty(z.shape, dtype=np.float64)
+    for b in np.ndindex(_batch_shape(z.shape, axis)):
+        values = [float(z[_at(b, axis, k)]) for k in range(z.shape[axis])]
+        m = max(values)
+        exps = [math.exp(v - m) for v in values]
+        total = math.fsum(exps)
+        for k, e in enumerate(exps):
+            p[_at(b, axis, k)] = e / total
+    return p
+
+
+def log_softmax(z: Array, axis: int = -1) -> Array:
+    """``log_p[b, j] = (z[b, j] - m) - log1p(sum_{k != k*} exp(z[b, k] - m))``.
+
+    ``k*`` is the first class attaining the maximum ``m``; its term is exactly 1.
+    """
+    axis %= z.ndim
+    log_p = np.empty(z.shape, dtype=np.float64)
+    for b in np.ndindex(_batch_shape(z.shape, axis)):
+        values = [float(z[_at(b, axis, k)]) for k in range(z.shape[axis])]
+        m = max(values)
+        top = values.index(m)
+        rest = math.fsum(math.exp(v - m) for k, v in enumerate(values) if k != top)
+        for k, v in enumerate(values):
+            log_p[_at(b, axis, k)] = (v - m) - math.log1p(rest)
+    return log_p
+
+
+def softmax_jacobian(p: Array, axis: int = -1) -> Array:
+    """``J[b, i, j] = p[b, i] * (delta_ij - p[b, j])``, class axis moved last and doubled."""
+    axis %= p.ndim
+    k_ = p.shape[axis]
+    batch = _batch_shape(p.shape, axis)
+    jacobian = np.empty((*batch, k_, k_), dtype=p.dtype)
+    for b in np.ndindex(batch):
+        for i in range(k_):
+            for j in range(k_):
+                delta = 1 if i == j else 0
+                entry = (*b, i, j)
+                jacobian[entry] = p[_at(b, axis, i)] * (delta - p[_at(b, axis, j)])
+    return jacobian
+
+
+def softmax_backward(dp: Array, p: Array, axis: int = -1) -> Array:
+    """``dz[b, j] = sum_i dp[b, i] * p[b, i] * (delta_ij - p[b, j])`` (the product J^T dp)."""
+    axis %= p.ndim
+    dz = np.empty(p.shape, dtype=p.dtype)
+    for b in np.ndindex(_batch_shape(p.shape, axis)):
+        for j in range(p.shape[axis]):
+            total = _zero_like(p.dtype)
+            for i in range(p.shape[axis]):
+                delta = 1 if i == j else 0
+                total += dp[_at(b, axis, i)] * p[_at(b, axis, i)] * (delta - p[_at(b, axis, j)])
+            dz[_at(b, axis, j)] = total
+    return dz
+
+
+def _reduce_losses(losses: Array, reduction: str, denominator: Any) -> Array:
+    if reduction == "none":
+        return losses
+    total = math.fsum(float(v) for v in losses.flat)
+    if reduction == "sum":
+        return np.array(total)
+    return np.array(total / denominator if denominator != 0 else math.nan)
+
+
+def cross_entropy(
+    p: Array, y: Array, *, axis: int = -1, reduction: str = "sum", eps: float | None = None
+) -> Array:
+    """``loss[b] = -sum_k y[b, k] * log(pc[b, k])``, ``0 * log 0 = 0``, ``pc = clip(p, eps, 1)``."""
+    axis %= p.ndim
+    batch = _batch_shape(p.shape, axis)
+    losses = np.empty(batch, dtype=np.float64)
+    for b in np.ndindex(batch):
+        total = 0.0
+        for k in range(p.shape[axis]):
+            yk, pk = float(y[_at(b, axis, k)]), float(p[_at(b, axis, k)])
+            if eps is not None:
+                pk = min(max(pk, eps), 1.0)
+            if yk != 0:
+                total += yk * (math.log(pk) if pk > 0 else -math.inf)
+        losses[b] = -total
+    return _reduce_losses(losses, reduction, losses.size)
+
+
+def cross_entropy_backward(
+    p: Array, y: Array, *, axis: int = -1, reduction: str = "sum", eps: float | None = None
+) -> Array:
+    """``dp[b, k] = -y[b, k] / p[b, k] * r``; 0 where ``y`` is 0 or the clamp is flat.
+
+    ``r`` is 1, or ``1 / N`` (the number of samples) for ``"mean"``.
+    """
+    axis %= p.ndim
+    count = math.prod(_batch_shape(p.shape, axis))
+    dp = np.empty(p.shape, dtype=p.dtype)
+    for i in np.ndindex(p.shape):
+        yk, pk = y[i], p[i]
+        if (eps is not None and not eps <= pk <= 1) or yk == 0:
+            g = _zero_like(p.dtype)
+        elif pk == 0:
+            g = -math.inf
+        else:
+            g = -yk / pk
+        dp[i] = g / count if reduction == "mean" else g
+    return dp
+
+
+def _smoothed_targets(
+    labels: Array, b: tuple[int, ...], axis: int, k_: int, smoothing: float
+) -> list[float]:
+    if labels.dtype.kind == "f":
+        base = [float(labels[_at(b, axis, k)]) for k in range(k_)]
+    else:
+        base = [1.0 if k == int(labels[b]) else 0.0 for k in range(k_)]
+    return [(1 - smoothing) * t + smoothing / k_ for t in base]
+
+
+def softmax_cross_entropy(
+    logits: Array,
+    labels: Array,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+) -> Array:
+    """PyTorch's ``F.cross_entropy``, transcribed from ``aten/native/LossNLL.cpp``.
+
+    Index labels: ``(1 - e) * R(nll) + e / K * R(smooth)`` with ``nll[b] = w[y] * -log_p[b, y]``,
+    ``smooth[b] = sum_k w[k] * -log_p[b, k]``, both 0 for ignored samples, ``R`` dividing by
+    ``sum_b w[y[b]]`` over counted samples for mean. Probability labels:
+    ``sum_k w[k] * ((1 - e) y[b, k] + e / K) * -log_p[b, k]``, mean over the sample count.
+    """
+    axis %= logits.ndim
+    k_ = logits.shape[axis]
+    batch = _batch_shape(logits.shape, axis)
+    w = [1.0] * k_ if weights is None else [float(v) for v in weights]
+    log_p = log_softmax(logits, axis)
+    e = label_smoothing
+    if labels.dtype.kind == "f":
+        losses = np.empty(batch, dtype=np.float64)
+        for b in np.ndindex(batch):
+            t = _smoothed_targets(labels, b, axis, k_, e)
+            losses[b] = math.fsum(w[k] * t[k] * -log_p[_at(b, axis, k)] for k in range(k_))
+        return _reduce_losses(losses, reduction, losses.size)
+    nll = np.zeros(batch, dtype=np.float64)
+    smooth = np.zeros(batch, dtype=np.float64)
+    denominator = 0.0
+    for b in np.ndindex(batch):
+        label = int(labels[b])
+        if ignore_index is not None and label == ignore_index:
+            continue
+        nll[b] = w[label] * -log_p[_at(b, axis, label)]
+        smooth[b] = math.fsum(w[k] * -log_p[_at(b, axis, k)] for k in range(k_))
+        denominator += w[label]
+    if e == 0:
+        return _reduce_losses(nll, reduction, denominator)
+    loss: Array = (1 - e) * _reduce_losses(nll, reduction, denominator) + e / k_ * (
+        _reduce_losses(smooth, reduction, denominator)
+    )
+    return loss
+
+
+def softmax_cross_entropy_backward(
+    logits: Array,
+    labels: Array,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+) -> Array:
+    """Chain rule: ``dz[b, j] = sum_k c[b, k] * (p[b, j] - delta_kj)``, over the mean divisor.
+
+    ``c[b, k] = w[k] * t[b, k]`` (0 for ignored samples). ``p[b, j] - 1`` is written
+    ``-sum_{i != j} p[b, i]`` so a confident sample's tiny gradient is not lost to rounding.
+    """
+    axis %= logits.ndim
+    k_ = logits.shape[axis]
+    batch = _batch_shape(logits.shape, axis)
+    w = [1.0] * k_ if weights is None else [float(v) for v in weights]
+    p = softmax(logits, axis)
+    dz = np.zeros(logits.shape, dtype=np.float64)
+    counted = np.ones(batch, dtype=bool)
+    denominator = 0.0
+    for b in np.ndindex(batch):
+        if labels.dtype.kind != "f":
+            label = int(labels[b])
+            if ignore_index is not None and label == ignore_index:
+                counted[b] = False
+                continue
+            denominator += w[label]
+        t = _smoothed_targets(labels, b, axis, k_, label_smoothing)
+        c = [w[k] * t[k] for k in range(k_)]
+        for j in range(k_):
+            pj = p[_at(b, axis, j)]
+            others = math.fsum(p[_at(b, axis, i)] for i in range(k_) if i != j)
+            dz[_at(b, axis, j)] = math.fsum(c[k] * (-others if k == j else pj) for k in range(k_))
+    if reduction != "mean":
+        return dz
+    if labels.dtype.kind == "f":
+        denominator = float(math.prod(batch))
+    for b in np.ndindex(batch):
+        for j in range(k_):
+            if denominator == 0:
+                dz[_at(b, axis, j)] = math.nan if counted[b] else 0.0
+            else:
+                dz[_at(b, axis, j)] /= denominator
+    return dz
+
+
+def dense(x: Array, w: Array, b: Array | None = None) -> Array:
+    """``y[n, o] = b[o] + sum_i x[n, i] * w[i, o]``."""
+    n_, i_ = x.shape
+    o_ = w.shape[1]
+    y = np.empty((n_, o_), dtype=x.dtype)
+    for n in range(n_):
+        for o in range(o_):
+            total = b[o] if b is not None else _zero_like(x.dtype)
+            for i in range(i_):
+                total += x[n, i] * w[i, o]
+            y[n, o] = total
+    return y
+
+
+def dense_backward(dy: Array, x: Array, w: Array) -> tuple[Array, Array, Array]:
+    """``dx[n,i] = sum_o dy[n,o] w[i,o]``, ``dw[i,o] = sum_n x[n,i] dy[n,o]``, ``db = sum_n dy``."""
+    n_, i_ = x.shape
+    o_ = w.shape[1]
+    zero = _zero_like(dy.dtype)
+    dx = np.full((n_, i_), zero, dtype=dy.dtype)
+    dw = np.full((i_, o_), zero, dtype=dy.dtype)
+    db = np.full((o_,), zero, dtype=dy.dtype)
+    for n in range(n_):
+        for o in range(o_):
+            db[o] += dy[n, o]
+            for i in range(i_):
+                dx[n, i] += dy[n, o] * w[i, o]
+                dw[i, o] += x[n, i] * dy[n, o]
+    return dx, dw, db
+
+
+def flatten(x: Array, axis: int = 1) -> Array:
+    """``y[r, c] = x[i]`` with ``r`` the row-major number of ``i[:axis]``, ``c`` of ``i[axis:]``."""
+    split = axis + x.ndim if axis < 0 else axis
+    rows = math.prod(x.shape[:split])
+    cols = math.prod(x.shape[split:])
+    y = np.empty((rows, cols), dtype=x.dtype)
+    for index in np.ndindex(x.shape):
+        r = c = 0
+        for a in range(split):
+            r = r * x.shape[a] + index[a]
+        for a in range(split, x.ndim):
+            c = c * x.shape[a] + index[a]
+        y[r, c] = x[index]
+    return y
