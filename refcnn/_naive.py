@@ -7,6 +7,7 @@ padding geometry, so a bug in the fast path cannot be mirrored here by accident.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -248,8 +249,6 @@ def avg_pool2d_backward(
 # Inputs are NumPy arrays; float results are float64 (Python floats), object (Fraction) inputs
 # stay exact where the formula needs no exp/log. Finite inputs unless a docstring says more.
 # (math is imported here, not at the top, because this section is appended to a shared file.)
-
-import math  # noqa: E402
 
 
 def _at(b: tuple[int, ...], axis: int, k: int) -> tuple[int, ...]:
