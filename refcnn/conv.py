@@ -4,12 +4,13 @@ Conventions: data ``x`` is NHWC ``(N, H, W, C)``, filters ``w`` are HWIO ``(KH, 
 (TensorFlow's layouts), the op is cross-correlation (no kernel flip, as in every framework),
 and padding follows :mod:`refcnn.padding` (TensorFlow ``SAME`` puts the odd pixel after).
 
-Every array op runs on one private core, :func:`_correlate`, a stride/dilation
-cross-correlation of an already padded input. It has two formulations that give the same
-sums: im2col (a strided window view flattened into one matrix, then one GEMM) when that
-buffer is small, and a loop over the ``KH * KW`` kernel taps (one GEMM per tap, each on a
-strided view) when the im2col buffer would be large — the zero-inserted gradient of a
-strided conv with many output channels is exactly that case.
+The forward pass and the textbook input gradient run on one private core, :func:`_correlate`,
+a stride/dilation cross-correlation of an already padded input. It has two formulations that
+give the same sums: im2col (a strided window view flattened into a matrix, then a GEMM, batch
+chunk by batch chunk) when one image's buffer is small, and a loop over the ``KH * KW`` kernel
+taps (one GEMM per tap, each on a strided view) when it would be large — the zero-inserted
+gradient of a strided conv with many output channels is exactly that case. The default input
+gradient is col2im, the adjoint of im2col, which skips the inserted zeros.
 
 float16 inputs are accumulated in float32 and rounded once at the end; ``object`` arrays of
 ``fractions.Fraction`` are computed exactly.
@@ -17,7 +18,7 @@ float16 inputs are accumulated in float32 and rounded once at the end; ``object`
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +48,15 @@ IntPair = int | tuple[int, int]
 # Above this many bytes the im2col matrix is replaced by a loop over kernel taps; 64 MiB
 # keeps the working set near one forward im2col buffer on the shapes the benchmarks use.
 _IM2COL_MAX_BYTES = 64 * 2**20
+# im2col/col2im run over batch chunks of at most this many column bytes (at least one image),
+# which bounds memory without the slow tap loop. ~2 MiB (cache-sized) is 1.3-1.9x faster with
+# a single-threaded BLAS but 2-6x slower with a threaded one on a busy host (many small GEMMs).
+_CHUNK_BYTES = _IM2COL_MAX_BYTES
+
+
+def _batch_chunks(n: int, bytes_per_image: int) -> list[slice]:
+    step = max(1, _CHUNK_BYTES // max(bytes_per_image, 1))
+    return [slice(start, min(start + step, n)) for start in range(0, n, step)]
 
 
 class Conv2DGradients(NamedTuple):
@@ -175,12 +185,15 @@ def _correlate(
     out = np.zeros((n, *out_hw, o), dtype=xp.dtype)
     if rows == 0 or o == 0 or c == 0:
         return out
+    per_image = out_hw[0] * out_hw[1] * kh * kw * c * xp.itemsize
     if method == "auto":
-        im2col_bytes = rows * kh * kw * c * xp.itemsize
-        method = "im2col" if im2col_bytes <= _IM2COL_MAX_BYTES else "taps"
+        method = "im2col" if per_image <= _IM2COL_MAX_BYTES else "taps"
     if method == "im2col":
-        columns = _windows(xp, (kh, kw), out_hw, strides, dilations).reshape(rows, kh * kw * c)
-        return (columns @ w.reshape(kh * kw * c, o)).reshape(out.shape)
+        windows = _windows(xp, (kh, kw), out_hw, strides, dilations)
+        w_flat = w.reshape(kh * kw * c, o)
+        for chunk in _batch_chunks(n, per_image):
+            out[chunk].reshape(-1, o)[...] = windows[chunk].reshape(-1, kh * kw * c) @ w_flat
+        return out
     flat_out = out.reshape(rows, o)
     for p in range(kh):
         for q in range(kw):
@@ -247,7 +260,7 @@ def conv2d(
         xp, w_arr.astype(acc, copy=False), setup.geometry.out_hw, setup.strides, setup.dilations
     )
     if b_arr is not None:
-        y = y + b_arr.astype(acc, copy=False)
+        y += b_arr.astype(acc, copy=False)
     return y.astype(x_arr.dtype, copy=False)
 
 
@@ -292,6 +305,34 @@ def _backward_input_rot180(
     return _correlate(dyzp, w_rot, (h, wid), (1, 1), setup.dilations, method=method)
 
 
+def _backward_input_col2im(
+    dy: Array, w: Array, input_shape: tuple[int, ...], setup: _Setup
+) -> Array:
+    """Input gradient as the adjoint of im2col: ``dcols = dy @ W^T``, then col2im.
+
+    ``dcols[n,i,j,p,q,c] = sum_o dy[n,i,j,o] w[p,q,c,o]`` is the gradient of the im2col
+    matrix; each entry goes back (``+=``) to the padded-input pixel its column read,
+    ``xp[n, i*sh + p*dh, j*sw + q*dw, c]``, and the pads are cut off at the end.
+    """
+    kh, kw, c, o = w.shape
+    n, oh, ow, _ = dy.shape
+    (top, bottom), (left, right) = setup.geometry.pads
+    h, wid = input_shape[1], input_shape[2]
+    dxp = np.zeros((n, h + top + bottom, wid + left + right, c), dtype=dy.dtype)
+    if dy.size == 0 or c == 0:
+        return dxp[:, top : top + h, left : left + wid]
+    w_t = w.reshape(kh * kw * c, o).T
+    for chunk in _batch_chunks(n, oh * ow * kh * kw * c * dy.itemsize):
+        part = dxp[chunk]
+        dcols = (dy[chunk].reshape(-1, o) @ w_t).reshape(part.shape[0], oh, ow, kh, kw, c)
+        for p in range(kh):
+            for q in range(kw):
+                _tap(part, p, q, (oh, ow), setup.strides, setup.dilations)[...] += dcols[
+                    :, :, :, p, q
+                ]
+    return np.ascontiguousarray(dxp[:, top : top + h, left : left + wid])
+
+
 def _check_dy(op: str, dy: Array, expected: tuple[int, ...], what: str) -> None:
     if dy.shape != expected:
         msg = f"{op}: dy must have shape {expected} (the forward output for {what}), got {dy.shape}"
@@ -306,6 +347,7 @@ def conv2d_backward_input(
     strides: IntPair = 1,
     padding: PaddingLike = "VALID",
     dilations: IntPair = 1,
+    method: Literal["col2im", "rot180"] = "col2im",
 ) -> Array:
     """Gradient of :func:`conv2d` with respect to its input.
 
@@ -319,6 +361,8 @@ def conv2d_backward_input(
         Shape of the forward input.
     strides, padding, dilations
         As given to the forward call.
+    method : {"col2im", "rot180"}
+        Which of the two equivalent routes runs (see Notes); the default is the fast one.
 
     Returns
     -------
@@ -328,12 +372,22 @@ def conv2d_backward_input(
     Notes
     -----
     ``dx[n,h,w,c] = sum_{i,j,p,q,o : i*sh + p*dh - top = h, j*sw + q*dw - left = w}
-    dy[n,i,j,o] * w[p,q,c,o]``, computed by the textbook route (this is the one that runs):
-    insert ``s - 1`` zeros between the entries of ``dy``, pad by ``(K-1)*d`` minus the
-    forward's leading pad (and after it up to the input's end, so rows no window covered get
-    exactly 0), then correlate at stride 1 and dilation ``d`` with ``w`` rotated 180 degrees
-    and its in/out channels swapped: ``w_rot[p,q,o,c] = w[KH-1-p, KW-1-q, c, o]``.
+    dy[n,i,j,o] * w[p,q,c,o]``.
+
+    ``method="rot180"`` is the textbook route: insert ``s - 1`` zeros between the entries of
+    ``dy``, pad by ``(K-1)*d`` minus the forward's leading pad (and after it up to the input's
+    end, so rows no window covered get exactly 0), then correlate at stride 1 and dilation
+    ``d`` with ``w`` rotated 180 degrees and its in/out channels swapped:
+    ``w_rot[p,q,o,c] = w[KH-1-p, KW-1-q, c, o]``.
+
+    ``method="col2im"`` (the default) computes the same sums without the zeros the first
+    route multiplies (``1 - 1/(sh*sw)`` of its work): ``dcols = dy @ W^T`` is the gradient of
+    the im2col matrix, and each of its entries is added back to the input pixel its column
+    read. The tests check that the two routes agree exactly in rational arithmetic.
     """
+    if method not in ("col2im", "rot180"):
+        msg = f"conv2d_backward_input: method must be 'col2im' or 'rot180', got {method!r}"
+        raise ValueError(msg)
     op = "conv2d_backward_input"
     dy_arr = as_array(op, "dy", dy, ndim=4, layout="(N, OH, OW, O)")
     w_arr = as_array(op, "w", w, ndim=4, layout="(KH, KW, C, O)")
@@ -347,9 +401,8 @@ def conv2d_backward_input(
         f"input_shape {shape} and filter shape {w_arr.shape}",
     )
     acc = accumulation_dtype(dy_arr.dtype)
-    dx = _backward_input_rot180(
-        dy_arr.astype(acc, copy=False), w_arr.astype(acc, copy=False), shape, setup
-    )
+    route = _backward_input_col2im if method == "col2im" else _backward_input_rot180
+    dx = route(dy_arr.astype(acc, copy=False), w_arr.astype(acc, copy=False), shape, setup)
     return dx.astype(dy_arr.dtype, copy=False)
 
 
@@ -364,10 +417,13 @@ def _backward_filter(dy: Array, x: Array, kernel_hw: tuple[int, int], setup: _Se
         return dw
     xp = _pad_or_crop(x, setup.geometry.pads)
     dy_flat = dy.reshape(rows, o)
-    if rows * kh * kw * c * x.itemsize <= _IM2COL_MAX_BYTES:
-        columns = _windows(xp, kernel_hw, (oh, ow), setup.strides, setup.dilations)
-        flat: Array = columns.reshape(rows, kh * kw * c).T @ dy_flat
-        return flat.reshape(kh, kw, c, o)
+    per_image = oh * ow * kh * kw * c * x.itemsize
+    if per_image <= _IM2COL_MAX_BYTES:
+        windows = _windows(xp, kernel_hw, (oh, ow), setup.strides, setup.dilations)
+        flat = dw.reshape(kh * kw * c, o)
+        for chunk in _batch_chunks(n, per_image):
+            flat += windows[chunk].reshape(-1, kh * kw * c).T @ dy[chunk].reshape(-1, o)
+        return dw
     for p in range(kh):
         for q in range(kw):
             tap = _tap(xp, p, q, (oh, ow), setup.strides, setup.dilations).reshape(rows, c)

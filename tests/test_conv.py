@@ -231,6 +231,11 @@ def test_im2col_and_tap_formulations_agree_exactly(case: ConvCase, seed: int) ->
     dx_columns = conv_module._backward_input_rot180(dy, w, x.shape, setup, method="im2col")
     dx_taps = conv_module._backward_input_rot180(dy, w, x.shape, setup, method="taps")
     assert (dx_columns == dx_taps).all()
+    # The default col2im route and the textbook rot180 route are the same sums.
+    dx_col2im = refcnn.conv2d_backward_input(dy, w, x.shape, **kwargs_of(case))
+    dx_rot180 = refcnn.conv2d_backward_input(dy, w, x.shape, **kwargs_of(case), method="rot180")
+    assert (dx_col2im == dx_columns).all()
+    assert (dx_rot180 == dx_columns).all()
 
 
 @given(conv_cases(max_side=7), st.integers(0, 2**32 - 1))
@@ -378,15 +383,19 @@ def test_nan_and_inf_propagate() -> None:
     assert y[0, 0, 1, 0] == 0
 
 
-def test_large_strided_input_gradient_stays_small_in_memory() -> None:
+@pytest.mark.parametrize("method", ["col2im", "rot180"])
+def test_large_strided_input_gradient_stays_small_in_memory(method: str) -> None:
     # Zero-inserting dy for this case and taking im2col of it would need ~2.5 GB
-    # (8*112*112 rows x 7*7*64 columns); the tap formulation keeps the peak near 0.2 GB.
+    # (8*112*112 rows x 7*7*64 columns); the tap formulation of the textbook route keeps the
+    # peak near 0.2 GB and col2im near its (8*56*56, 7*7*3) column-gradient matrix.
     rng = np.random.default_rng(0)
     w = rng.standard_normal((7, 7, 3, 64))
     dy = rng.standard_normal((8, 56, 56, 64))
     tracemalloc.start()
     try:
-        dx = refcnn.conv2d_backward_input(dy, w, (8, 112, 112, 3), strides=2, padding="SAME")
+        dx = refcnn.conv2d_backward_input(
+            dy, w, (8, 112, 112, 3), strides=2, padding="SAME", method=method
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -473,6 +482,13 @@ X, W = np.zeros((1, 5, 5, 2)), np.zeros((3, 3, 2, 4))
             "filter_shape must be 4",
         ),
         (lambda: refcnn.conv2d_backward_bias(np.zeros(4)), ValueError, "dy must be 4-D"),
+        (
+            lambda: refcnn.conv2d_backward_input(
+                np.zeros((1, 3, 3, 4)), W, (1, 5, 5, 2), method="fft"
+            ),
+            ValueError,
+            "method must be 'col2im' or 'rot180'",
+        ),
         (
             lambda: refcnn.conv2d_backward(np.zeros((1, 2, 2, 4)), X, W),
             ValueError,
