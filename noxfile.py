@@ -55,8 +55,9 @@ def typecheck(session: nox.Session) -> None:
 )
 def tests(session: nox.Session, numpy: str) -> None:
     """Refcnn's own tests (NumPy only) on one Python and one NumPy."""
-    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "test"))
-    session.install("numpy" if numpy == "latest" else f"numpy=={numpy}")
+    # One resolver run, so every test dependency is chosen to work with the pinned NumPy.
+    numpy_spec = "numpy" if numpy == "latest" else f"numpy=={numpy}"
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "test"), numpy_spec)
     session.run("python", "-c", "import numpy; print('numpy', numpy.__version__)")
     session.run("pytest", *session.posargs)
 

@@ -16,19 +16,46 @@ from refcnn.conv import (
     conv2d_backward_filter,
     conv2d_backward_input,
 )
+from refcnn.datasets import load_digits, load_mnist
 from refcnn.dense import DenseGradients, dense, dense_backward, flatten, flatten_backward
+from refcnn.layers import (
+    AvgPool2D,
+    Conv2D,
+    Dense,
+    Flatten,
+    Layer,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from refcnn.losses import (
     cross_entropy,
     cross_entropy_backward,
     softmax_cross_entropy,
     softmax_cross_entropy_backward,
 )
+from refcnn.model import Sequential, evaluate, train_step
+from refcnn.optim import SGD
 from refcnn.pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 from refcnn.softmax import log_softmax, softmax, softmax_backward, softmax_jacobian
 
 __all__ = [
+    "SGD",
+    "AvgPool2D",
+    "Conv2D",
     "Conv2DGradients",
+    "Dense",
     "DenseGradients",
+    "Flatten",
+    "Layer",
+    "MaxPool2D",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
     "avg_pool2d",
     "avg_pool2d_backward",
     "conv2d",
@@ -40,8 +67,11 @@ __all__ = [
     "cross_entropy_backward",
     "dense",
     "dense_backward",
+    "evaluate",
     "flatten",
     "flatten_backward",
+    "load_digits",
+    "load_mnist",
     "log_softmax",
     "max_pool2d",
     "max_pool2d_backward",
@@ -56,5 +86,6 @@ __all__ = [
     "softmax_jacobian",
     "tanh",
     "tanh_backward",
+    "train_step",
 ]
 __version__ = "0.1.0"

@@ -1,0 +1,100 @@
+"""Stochastic gradient descent, updating parameter arrays in place.
+
+The update is PyTorch's ``torch.optim.SGD`` (``dampening=0``, ``nesterov=False``, no weight
+decay), written with the same operations in the same order so that a float64 run can match
+PyTorch step for step::
+
+    v <- momentum * v + g          (v starts at 0; only when momentum != 0)
+    p <- p - lr * v                (p <- p - lr * g without momentum)
+
+Keras' SGD (``v <- momentum * v - lr * g; p <- p + v``) is the same sequence for a constant
+learning rate, up to rounding.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["SGD"]
+
+Array = npt.NDArray[Any]
+
+
+def _real(name: str, value: Any, *, minimum: float) -> float:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        msg = f"SGD: {name} must be a real number, got {value!r} of type {type(value).__name__}"
+        raise TypeError(msg)
+    number = float(value)
+    if not number >= minimum:  # also refuses NaN
+        msg = f"SGD: {name} must be >= {minimum}, got {value!r}"
+        raise ValueError(msg)
+    return number
+
+
+class SGD:
+    """Stochastic gradient descent with optional (heavy-ball) momentum.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate, ``>= 0``.
+    momentum : float, default 0.0
+        Momentum factor, ``>= 0``.
+
+    Attributes
+    ----------
+    velocity : dict of str to ndarray
+        The momentum buffers ``v`` by parameter name (empty without momentum).
+    """
+
+    def __init__(self, lr: float, momentum: float = 0.0) -> None:
+        self.lr = _real("lr", lr, minimum=0.0)
+        self.momentum = _real("momentum", momentum, minimum=0.0)
+        self.velocity: dict[str, Array] = {}
+
+    def __repr__(self) -> str:
+        return f"SGD(lr={self.lr!r}, momentum={self.momentum!r})"
+
+    def step(self, parameters: Mapping[str, Array], gradients: Mapping[str, Array]) -> None:
+        """Update every parameter in place from its gradient.
+
+        Parameters
+        ----------
+        parameters : mapping of str to ndarray
+            Updated in place (e.g. ``model.parameters()``).
+        gradients : mapping of str to ndarray
+            Same keys and shapes (e.g. ``model.gradients()``); read only.
+
+        Notes
+        -----
+        ``v[k] = momentum * v[k] + g[k]; p[k] -= lr * v[k]``, or ``p[k] -= lr * g[k]`` when
+        ``momentum == 0``. The scalars are cast to each parameter's dtype first, so a
+        float32 model stays float32.
+        """
+        if parameters.keys() != gradients.keys():
+            missing = sorted(set(parameters) ^ set(gradients))
+            msg = f"SGD.step: parameters and gradients must have the same keys, differ in {missing}"
+            raise ValueError(msg)
+        for key, value in parameters.items():
+            param, grad = value, gradients[key]
+            if grad.shape != param.shape or grad.dtype != param.dtype:
+                msg = (
+                    f"SGD.step: gradient {key!r} must match its parameter's shape and dtype "
+                    f"{param.shape} {param.dtype}, got {grad.shape} {grad.dtype}"
+                )
+                raise ValueError(msg)
+            lr = param.dtype.type(self.lr)
+            if self.momentum == 0.0:
+                np.subtract(param, lr * grad, out=param)
+                continue
+            buffer = self.velocity.get(key)
+            if buffer is None or buffer.shape != param.shape:
+                buffer = self.velocity[key] = np.zeros_like(param)
+            buffer *= param.dtype.type(self.momentum)
+            buffer += grad
+            np.subtract(param, lr * buffer, out=param)

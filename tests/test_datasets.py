@@ -1,0 +1,175 @@
+"""Data loaders: IDX files written here (raw and gzipped, good and broken) and the digits."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from refcnn.datasets import (
+    load_digits,
+    load_mnist,
+    read_idx_images,
+    read_idx_labels,
+    synthetic_digits,
+)
+
+
+def idx_bytes(array: np.ndarray, *, magic: int | None = None) -> bytes:
+    """Encode a uint8 array as an IDX file: magic, big-endian uint32 sizes, data."""
+    if magic is None:
+        magic = 0x00000800 | array.ndim
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write(path: Path, data: bytes) -> Path:
+    if path.suffix == ".gz":
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def make_images(n: int, rows: int = 4, cols: int = 3, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, rows, cols), dtype=np.uint8)
+
+
+def write_mnist(directory: Path, *, n_train: int = 6, n_test: int = 4, gz: bool = False) -> None:
+    suffix = ".gz" if gz else ""
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = make_images(n, seed=n)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        write(directory / f"{prefix}-images-idx3-ubyte{suffix}", idx_bytes(images))
+        write(directory / f"{prefix}-labels-idx1-ubyte{suffix}", idx_bytes(labels))
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_read_idx_round_trip(tmp_path: Path, suffix: str) -> None:
+    images = make_images(5)
+    labels = np.array([3, 1, 4, 1, 5], dtype=np.uint8)
+    got_images = read_idx_images(write(tmp_path / f"img{suffix}", idx_bytes(images)))
+    got_labels = read_idx_labels(write(tmp_path / f"lab{suffix}", idx_bytes(labels)))
+    np.testing.assert_array_equal(got_images, images)
+    np.testing.assert_array_equal(got_labels, labels)
+    assert got_images.shape == (5, 4, 3)
+
+
+def test_header_is_big_endian(tmp_path: Path) -> None:
+    # 2 images of 1 x 3 pixels, header written out byte by byte.
+    data = bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6])
+    got = read_idx_images(write(tmp_path / "img", data))
+    np.testing.assert_array_equal(got, [[[1, 2, 3]], [[4, 5, 6]]])
+
+
+MALFORMED_IMAGES = {
+    "bad magic": (idx_bytes(make_images(2), magic=0x00000801), "bad magic number 0x00000801"),
+    "labels file": (idx_bytes(np.zeros(3, np.uint8)), "bad magic number 0x00000801"),
+    "little endian": (bytes([3, 8, 0, 0]) + bytes(12), "bad magic number 0x03080000"),
+    "short header": (idx_bytes(make_images(2))[:10], "truncated header"),
+    "empty": (b"", "truncated header"),
+    "truncated data": (idx_bytes(make_images(2))[:-1], "truncated data"),
+    "trailing bytes": (idx_bytes(make_images(2)) + b"\x00\x00", "2 unexpected trailing bytes"),
+    "zero rows": (
+        (0x803).to_bytes(4, "big") + bytes([0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 3]),
+        "bad dimensions (1, 0, 3)",
+    ),
+}
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+@pytest.mark.parametrize("case", list(MALFORMED_IMAGES))
+def test_malformed_image_files(tmp_path: Path, suffix: str, case: str) -> None:
+    data, problem = MALFORMED_IMAGES[case]
+    path = write(tmp_path / f"images{suffix}", data)
+    with pytest.raises(ValueError, match=re.escape(problem)) as info:
+        read_idx_images(path)
+    assert str(path) in str(info.value)
+
+
+def test_malformed_label_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "labels", idx_bytes(make_images(1)))
+    with pytest.raises(ValueError, match=r"labels.*bad magic number 0x00000803"):
+        read_idx_labels(path)
+
+
+def test_corrupt_gzip(tmp_path: Path) -> None:
+    whole = gzip.compress(idx_bytes(make_images(50)))
+    path = tmp_path / "images.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match="corrupt or truncated gzip"):
+        read_idx_images(path)
+    path.write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        read_idx_images(path)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_load_mnist(tmp_path: Path, gz: bool) -> None:
+    write_mnist(tmp_path, gz=gz)
+    x, y = load_mnist(tmp_path)
+    assert x.shape == (6, 4, 3, 1)
+    assert x.dtype == np.float64
+    assert y.dtype == np.int64
+    np.testing.assert_array_equal(x[..., 0] * 255, make_images(6, seed=6))
+    np.testing.assert_array_equal(y, np.arange(6))
+    x_test, y_test = load_mnist(str(tmp_path), kind="test")
+    assert x_test.shape == (4, 4, 3, 1)
+    assert y_test.shape == (4,)
+    assert 0.0 <= x.min() <= x.max() <= 1.0
+
+
+def test_load_mnist_count_mismatch(tmp_path: Path) -> None:
+    write_mnist(tmp_path)
+    write(tmp_path / "train-labels-idx1-ubyte", idx_bytes(np.zeros(5, np.uint8)))
+    with pytest.raises(ValueError, match=r"holds 6 images but .*train-labels-idx1-ubyte holds 5"):
+        load_mnist(tmp_path)
+
+
+def test_load_mnist_label_range(tmp_path: Path) -> None:
+    write_mnist(tmp_path)
+    write(tmp_path / "t10k-labels-idx1-ubyte", idx_bytes(np.array([0, 1, 10, 2], np.uint8)))
+    with pytest.raises(ValueError, match=re.escape("label 10 outside 0..9")):
+        load_mnist(tmp_path, kind="test")
+
+
+def test_load_mnist_missing_and_arguments(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=re.escape("train-images-idx3-ubyte.gz found")):
+        load_mnist(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        load_mnist(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="kind must be 'train' or 'test'"):
+        load_mnist(tmp_path, kind="validation")
+
+
+def test_synthetic_digits_deterministic() -> None:
+    x, y = synthetic_digits(30, seed=4)
+    x2, y2 = synthetic_digits(30, seed=4)
+    np.testing.assert_array_equal(x, x2)
+    np.testing.assert_array_equal(y, y2)
+    assert x.shape == (30, 8, 8, 1)
+    assert sorted(np.bincount(y)) == [3] * 10
+    assert 0.0 <= x.min() <= x.max() <= 1.0
+
+
+def test_load_digits_without_sklearn(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # makes the import fail
+    with pytest.raises(ImportError, match=re.escape("pip install refcnn[digits]")):
+        load_digits()
+
+
+def test_load_digits() -> None:
+    pytest.importorskip("sklearn")
+    x, y = load_digits()
+    assert x.shape == (1797, 8, 8, 1)
+    assert x.dtype == np.float64
+    assert y.dtype == np.int64
+    assert x.min() == 0.0
+    assert x.max() == 1.0
+    np.testing.assert_array_equal(np.unique(y), np.arange(10))
+    # Every pixel is one of the 17 gray levels 0/16 .. 16/16.
+    np.testing.assert_array_equal(np.unique(x * 16), np.arange(17))
