@@ -200,6 +200,9 @@ def cross_entropy_backward(
     With ``eps`` this is the derivative of the clamped loss ``-y log(clip(p, eps, 1))``:
     ``-y / p * r`` where ``eps <= p <= 1`` (both ends included, as PyTorch's ``clamp``
     backward does) and exactly 0 where ``p < eps`` or ``p > 1``, where the clamp is flat.
+
+    A quotient larger than the dtype can hold (a tiny ``p``) is ``-inf`` without a warning,
+    as dividing by 0 is.
     """
     op = "cross_entropy_backward"
     inputs = _probability_inputs(op, p, y, axis=axis, reduction=reduction, eps=eps, exact_ok=True)
@@ -220,11 +223,16 @@ def cross_entropy_backward(
         raise ValueError(msg)
     # Plain ints keep object (Fraction) arrays exact; typed scalars keep float dtypes.
     one, zero = (1, 0) if exact else (acc.type(1), acc.type(0))
-    with np.errstate(divide="ignore", invalid="ignore"):  # -y / 0 = -inf is the answer
-        ratio = -y_acc / np.where(fixed, one, p_acc)
-    dp = np.where(fixed, zero, ratio)
+    denominator = np.where(fixed, one, p_acc)
     if inputs.reduction == "mean":
-        dp = dp / _sample_count(inputs.p.shape, inputs.axis)
+        # Scale p, not the quotient: -y / (p * n) overflows only where the true gradient
+        # does, while (-y / p) / n would overflow first for a tiny p and then stay inf.
+        denominator = denominator * _sample_count(inputs.p.shape, inputs.axis)
+    # -y / 0 = -inf is the answer, and so is a quotient beyond the dtype's range (as in the
+    # frameworks): neither is an error here.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = -y_acc / denominator
+    dp = np.where(fixed, zero, ratio)
     return np.asarray(dp).astype(inputs.p.dtype, copy=False)
 
 

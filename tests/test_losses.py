@@ -712,3 +712,17 @@ LABELS = np.array([1, 2, 0, 3, 0])
 def test_bad_input_names_the_argument(call: Any, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+def test_cross_entropy_backward_overflow_is_inf_without_warning() -> None:
+    # 1 / 1e-45 is beyond float32's range: -inf, like -y / 0, and no RuntimeWarning escapes
+    # (pytest turns warnings into errors). Under "mean" the scale is applied to p first, so
+    # a quotient that fits after dividing by the sample count stays finite.
+    p = np.array([[1e-45, 1.0]], dtype=np.float32)
+    y = np.array([[1.0, 0.0]], dtype=np.float32)
+    dp = refcnn.cross_entropy_backward(p, y)
+    assert dp[0, 0] == -np.inf
+    p_mean = np.array([[2e-39, 1.0]] * 4, dtype=np.float32)  # 1/2e-39 overflows, /4 fits
+    dp_mean = refcnn.cross_entropy_backward(p_mean, np.tile(y, (4, 1)), reduction="mean")
+    expected = -1.0 / (4.0 * np.float64(np.float32(2e-39)))
+    np.testing.assert_allclose(dp_mean[:, 0], expected, rtol=4 * np.finfo(np.float32).eps)
