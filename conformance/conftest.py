@@ -1,0 +1,293 @@
+"""pytest plugin of the conformance suite: options, Hypothesis profiles, parametrization, report.
+
+Options
+-------
+``--impl MODULE``
+    Any importable module exposing the refcnn API (default ``refcnn``). A function it lacks,
+    or one that raises ``NotImplementedError``, makes that test a skip reported as "not
+    implemented" (and counted in the report), never an error.
+``--framework {torch,tensorflow,all,none}``
+    Frameworks compared against the float64 oracle besides the implementation. ``all``
+    (default) means every installed framework with an adapter in
+    ``conformance/frameworks``; naming one that is not available is a usage error; ``none``
+    compares the implementation with the oracle only (NumPy alone suffices).
+``--report-dir DIR``
+    Where ``report.json`` and ``report.md`` go (default ``conformance-report`` in the
+    current directory). Under pytest-xdist each worker writes ``DIR/partial/<worker>.json``
+    and the controller merges them.
+
+Hypothesis profiles, chosen by the ``HYPOTHESIS_PROFILE`` environment variable (all with
+``deadline=None``: an example's time is dominated by the framework calls, whose first run
+includes kernel selection and warm-up, so per-example deadlines would only be noise):
+
+``quick`` (default)
+    60 examples per test; interactive, the whole suite in under 3 minutes on 2 cores with
+    ``-n 2``.
+``ci``
+    The CI gate: 150 examples, derandomized (reproducible), no example database; the
+    whole suite against both frameworks in under 6 minutes on 2 cores.
+``thorough``
+    Nightly size: 1500 examples, ten times ``ci``.
+``dev``
+    10 examples, for editing the suite itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import hypothesis
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+from conformance.harness import Harness
+from conformance.report import Collector, load_partials, merge, write_report
+
+FRAMEWORKS = ("torch", "tensorflow")
+DTYPES = ("float64", "float32")
+DISTRIBUTIONS = {"torch": ("torch",), "tensorflow": ("tensorflow", "tensorflow-cpu")}
+PROFILE_ENV = "HYPOTHESIS_PROFILE"
+# pyproject.toml's filterwarnings, for runs where it does not apply. Hypothesis's failure
+# report walks loaded modules; where mypy is installed that touches mypy_extensions'
+# deprecated names, and the warning would replace the counterexample.
+WARNING_FILTERS = (
+    "error",
+    "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning",
+    "ignore:'mypy_extensions.NoReturn' is deprecated:DeprecationWarning",
+)
+DEFAULT_PROFILE = "quick"
+
+# too_slow: one example builds arrays and runs refcnn twice (truth and error scale) plus up
+# to two framework calls; generation itself is cheap but the check is about the whole draw.
+_COMMON: dict[str, Any] = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow],
+}
+settings.register_profile("dev", max_examples=10, **_COMMON)
+settings.register_profile("quick", max_examples=60, **_COMMON)
+settings.register_profile(
+    "ci", max_examples=150, derandomize=True, database=None, print_blob=True, **_COMMON
+)
+settings.register_profile("thorough", max_examples=1500, print_blob=True, **_COMMON)
+
+
+@dataclasses.dataclass
+class State:
+    """What the session knows: choices, the recorder, and where the report goes."""
+
+    impl_name: str
+    frameworks: list[str]
+    excluded: dict[str, str]
+    report_dir: Path
+    profile: str
+    worker: str | None
+    collector: Collector = dataclasses.field(default_factory=Collector)
+    markdown: str = ""
+
+
+STATE = pytest.StashKey[State]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register --impl, --framework and --report-dir."""
+    group = parser.getgroup("conformance", "refcnn conformance harness")
+    group.addoption(
+        "--impl",
+        default="refcnn",
+        metavar="MODULE",
+        help="importable module implementing the refcnn API to test (default: refcnn)",
+    )
+    group.addoption(
+        "--framework",
+        default="all",
+        choices=(*FRAMEWORKS, "all", "none"),
+        help="frameworks to compare with the oracle: torch, tensorflow, all (default: every "
+        "installed one) or none (the float64 oracle only)",
+    )
+    group.addoption(
+        "--report-dir",
+        default="conformance-report",
+        metavar="DIR",
+        help="directory for report.json and report.md (default: ./conformance-report)",
+    )
+
+
+def _unavailable(name: str) -> str:
+    """Why framework ``name`` cannot be compared ('' when it can)."""
+    if importlib.util.find_spec(name) is None:
+        return f"{name} is not installed"
+    try:
+        adapter = importlib.util.find_spec(f"conformance.frameworks.{name}")
+    except ModuleNotFoundError:
+        adapter = None
+    if adapter is None:
+        return f"no adapter conformance/frameworks/{name}.py"
+    return ""
+
+
+def _resolve_frameworks(choice: str) -> tuple[list[str], dict[str, str]]:
+    if choice == "none":
+        return [], {}
+    chosen, excluded = [], {}
+    for name in FRAMEWORKS if choice == "all" else (choice,):
+        problem = _unavailable(name)
+        if problem and choice != "all":
+            msg = f"--framework {name}: {problem}"
+            raise pytest.UsageError(msg)
+        if problem:
+            excluded[name] = problem
+        else:
+            chosen.append(name)
+    return chosen, excluded
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Load the profile, resolve the options, reset the partial reports (controller)."""
+    profile = os.environ.get(PROFILE_ENV, DEFAULT_PROFILE)
+    settings.load_profile(profile)
+    if not config.getini("filterwarnings"):
+        # No pyproject applies (python -m conformance, an installed package): keep the
+        # project's rule that any warning, NumPy overflow included, fails, with its narrow
+        # exemptions (later lines win, so they follow "error").
+        for line in WARNING_FILTERS:
+            config.addinivalue_line("filterwarnings", line)
+    # Hypothesis's failure report walks loaded modules; where mypy is installed that touches
+    # mypy_extensions' deprecated names, and the warning would replace the counterexample.
+    for deprecated in ("mypy_extensions.TypedDict", "'mypy_extensions.NoReturn'"):
+        config.addinivalue_line(
+            "filterwarnings", f"ignore:{deprecated} is deprecated:DeprecationWarning"
+        )
+    impl_name = config.getoption("impl")
+    try:
+        importlib.import_module(impl_name)
+    except ImportError as exc:
+        msg = f"--impl {impl_name}: cannot import it ({exc})"
+        raise pytest.UsageError(msg) from exc
+    frameworks, excluded = _resolve_frameworks(config.getoption("framework"))
+    if "tensorflow" in frameworks:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ start-up log lines only
+    report_dir = Path(config.invocation_params.dir, config.getoption("report_dir")).resolve()
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker is None:
+        shutil.rmtree(report_dir / "partial", ignore_errors=True)
+    config.stash[STATE] = State(impl_name, frameworks, excluded, report_dir, profile, worker)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize every conformance test by framework id and dtype."""
+    if not {"framework", "dtype"} <= set(metafunc.fixturenames):
+        return
+    state = metafunc.config.stash[STATE]
+    params = [(fw, dt) for fw in state.frameworks or ["none"] for dt in DTYPES]
+    metafunc.parametrize(("framework", "dtype"), params, ids=[f"{f}-{d}" for f, d in params])
+
+
+@pytest.fixture(scope="session")
+def harness(pytestconfig: pytest.Config) -> Harness:
+    """Build the session's harness: implementation, lazily imported adapters, recorder."""
+    state = pytestconfig.stash[STATE]
+    adapters = {
+        name: importlib.import_module(f"conformance.frameworks.{name}") for name in state.frameworks
+    }
+    not_expressible = None
+    if adapters:
+        not_expressible = importlib.import_module("conformance.frameworks").NotExpressible
+    return Harness(
+        impl_name=state.impl_name,
+        impl=importlib.import_module(state.impl_name),
+        adapters=adapters,
+        not_expressible=not_expressible,
+        recorder=state.collector,
+    )
+
+
+def _key(item: pytest.Item) -> tuple[str, str, str] | None:
+    callspec = getattr(item, "callspec", None)
+    name = getattr(item, "originalname", "")
+    if callspec is None or not name.startswith("test_"):
+        return None
+    params = callspec.params
+    if "framework" not in params or "dtype" not in params:
+        return None
+    return (name.removeprefix("test_"), str(params["framework"]), str(params["dtype"]))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Record each conformance test's outcome (and the first line of its failure)."""
+    report = yield
+    key = _key(item)
+    if key is None or not (report.when == "call" or report.outcome != "passed"):
+        return report
+    outcome = report.outcome
+    if report.failed and report.when != "call":
+        outcome = "error"
+    failure = ""
+    if report.failed and call.excinfo is not None:
+        failure = (str(call.excinfo.value).strip().splitlines() or [""])[0][:300]
+    item.config.stash[STATE].collector.outcome(key, outcome, failure)
+    return report
+
+
+def _version(*distributions: str) -> str:
+    for name in distributions:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            return importlib.metadata.version(name)
+    return "unknown"
+
+
+def _meta(state: State) -> dict[str, Any]:
+    impl = sys.modules.get(state.impl_name)
+    return {
+        "impl": state.impl_name,
+        "impl_version": str(getattr(impl, "__version__", "")),
+        "frameworks": {name: _version(*DISTRIBUTIONS[name]) for name in state.frameworks},
+        "frameworks_excluded": state.excluded,
+        "numpy": np.__version__,
+        "hypothesis": hypothesis.__version__,
+        "pytest": pytest.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "profile": state.profile,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Workers write their partial rows; the controller merges and writes the report."""
+    state = session.config.stash.get(STATE, None)
+    if state is None:
+        return
+    partial = state.report_dir / "partial"
+    if state.worker is not None:
+        state.collector.dump(partial / f"{state.worker}.json")
+        return
+    rows = merge([list(state.collector.rows.values()), *load_partials(partial)])
+    shutil.rmtree(partial, ignore_errors=True)
+    if rows:
+        state.markdown = write_report(state.report_dir, rows, _meta(state))
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    """Print the Markdown matrix."""
+    state = config.stash.get(STATE, None)
+    if state is None or not state.markdown:
+        return
+    terminalreporter.write_sep("=", "conformance report")
+    for line in state.markdown.splitlines():
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"(written to {state.report_dir}/report.md and report.json)")

@@ -1,0 +1,819 @@
+"""Hypothesis strategies for the conformance suite, one plural-noun strategy per API family.
+
+Every strategy returns a NamedTuple *case* holding float64 inputs and the call's keyword
+arguments; ``repr(case)`` is a copy-pasteable reproducer (``import numpy as np, refcnn``, the
+arrays at full precision, the call, the resolved pads), and ``case.call()`` is the
+:class:`Call` the harness casts to the dtype under test and runs.
+
+Array *values* come from a NumPy generator seeded by Hypothesis (drawing thousands of
+elements one by one would be slow and Hypothesis' sparse ``fill`` would make most arrays
+constant, which hides kernel flips and transposes). The seed, the value profile and every
+shape, stride, dilation, padding and option are Hypothesis draws, so shrinking still
+minimizes the geometry. The generators are biased toward the corners where wrong
+implementations hide (see ``conformance/selftest``):
+
+- geometry: H != W, C != O, N != K drawn independently; strides 1-4 including stride >
+  kernel; dilations 1-3 drawn independently of strides (stride > 1 with dilation > 1 on one
+  axis, where a gradient can drop the dilation, in about half the cases; 1 is drawn twice as
+  often as other values, since TensorFlow cannot express that combination); even kernels;
+  inputs sized
+  so the kernel fits, exactly equals the input, or (VALID) exceeds it, giving an empty
+  output; every padding mode, with odd total pads (SAME vs SAME_LOWER) about half the time,
+  asymmetric explicit pads, and leftover rows no window reads;
+- values: small integers (exact sums, ties in max pooling, exact zeros), normal and
+  wide-magnitude floats with exact zeros, distinct values; logits with rows near +-1e4 next
+  to rows near 0 (a global instead of per-row max fails there); probabilities down to 1e-30,
+  exact zeros (``0 * log 0``) and, sometimes, ``p = 0`` where ``y > 0`` (an infinite loss);
+  index labels with ``ignore_index``, probability labels, class weights, label smoothing.
+
+Arrays stay small (at most :data:`MAX_ELEMENTS` elements) so examples are fast.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+from hypothesis import strategies as st
+
+from refcnn.padding import axis_geometry, normalize_padding, window_geometry
+
+__all__ = [
+    "MAX_ELEMENTS",
+    "ActivationCase",
+    "Call",
+    "Conv2DCase",
+    "CrossEntropyCase",
+    "DenseCase",
+    "FlattenCase",
+    "PoolCase",
+    "SoftmaxCase",
+    "SoftmaxCrossEntropyCase",
+    "activation_cases",
+    "conv2d_cases",
+    "cross_entropy_cases",
+    "dense_cases",
+    "flatten_cases",
+    "format_array",
+    "pool_cases",
+    "render_reproducer",
+    "softmax_cases",
+    "softmax_cross_entropy_cases",
+]
+
+Array: TypeAlias = npt.NDArray[Any]
+IntPair: TypeAlias = int | tuple[int, int]
+Padding: TypeAlias = str | tuple[tuple[int, int], tuple[int, int]]
+
+#: Upper bound on the elements of any one generated array.
+MAX_ELEMENTS = 4000
+
+PADDING_MODES = ("VALID", "SAME", "SAME_LOWER", "explicit")
+# Drawn twice as often: SAME (odd total pads, where SAME and SAME_LOWER part) and explicit
+# (asymmetric pads, leftover rows) hide more bugs than VALID.
+_PADDING_DRAWS = (*PADDING_MODES, "SAME", "explicit")
+
+
+# --- calls and reproducers ---------------------------------------------------------------
+
+
+def _format_scalar(value: Any) -> str:
+    number = float(value)
+    if math.isnan(number):
+        return "np.nan"
+    if math.isinf(number):
+        return "np.inf" if number > 0 else "-np.inf"
+    return repr(number)  # shortest repr that round-trips the float64 (float32 values exactly)
+
+
+def format_array(array: Array) -> str:
+    """Return a Python expression rebuilding ``array`` exactly (values, dtype and shape)."""
+    if array.dtype.kind in "iub":
+        values = ", ".join(str(int(v)) for v in array.ravel())
+    else:
+        values = ", ".join(_format_scalar(v) for v in array.ravel())
+    return f"np.array([{values}], dtype=np.{array.dtype.name}).reshape({array.shape!r})"
+
+
+class Call(NamedTuple):
+    """One API call: function name, arguments in signature order, number passed positionally."""
+
+    op: str
+    params: dict[str, Any]
+    n_positional: int
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        """The positional arguments."""
+        return tuple(list(self.params.values())[: self.n_positional])
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments."""
+        return dict(list(self.params.items())[self.n_positional :])
+
+    def arrays(self) -> dict[str, Array]:
+        """Return the ndarray arguments by parameter name."""
+        return {k: v for k, v in self.params.items() if isinstance(v, np.ndarray)}
+
+    def cast(self, dtype: npt.DTypeLike) -> Call:
+        """Return the call with every floating array argument cast to ``dtype`` (labels stay)."""
+        params = {
+            k: v.astype(dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
+            for k, v in self.params.items()
+        }
+        return self._replace(params=params)
+
+    def replace(self, **params: Any) -> Call:
+        """Return the call with some arguments replaced."""
+        return self._replace(params={**self.params, **params})
+
+    def render(self, callee: str) -> str:
+        """``callee.op(x, w, b, strides=2, ...)`` with arrays named by their parameter."""
+        parts = []
+        for i, (name, value) in enumerate(self.params.items()):
+            shown = name if isinstance(value, np.ndarray) else repr(value)
+            parts.append(shown if i < self.n_positional else f"{name}={shown}")
+        return f"{callee}.{self.op}({', '.join(parts)})"
+
+
+def render_reproducer(
+    call: Call, *, callee: str = "refcnn", imports: Sequence[str] = (), note: str = ""
+) -> str:
+    """Python source that rebuilds ``call``'s arrays and makes the call (``note`` as a comment)."""
+    lines = ["import numpy as np, refcnn", *imports]
+    lines += [f"{name} = {format_array(value)}" for name, value in call.arrays().items()]
+    lines.append(call.render(callee) + (f"  # {note}" if note else ""))
+    return "\n".join(lines)
+
+
+def _geometry_note(
+    input_hw: tuple[int, int],
+    kernel_hw: tuple[int, int],
+    strides: IntPair | None,
+    dilations: IntPair,
+    padding: Padding,
+) -> str:
+    pair = _as_pair(strides if strides is not None else kernel_hw)
+    geometry = window_geometry(
+        input_hw, kernel_hw, pair, _as_pair(dilations), normalize_padding("note", padding)
+    )
+    return f"resolved pads {geometry.pads}, output {geometry.out_h}x{geometry.out_w}"
+
+
+def _as_pair(value: IntPair) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+# --- cases -----------------------------------------------------------------------------
+
+
+class Conv2DCase(NamedTuple):
+    """A conv2d forward (``dy`` None) or gradient (``dy`` given, ``b`` None) case."""
+
+    op: str
+    x: Array
+    w: Array
+    b: Array | None
+    dy: Array | None
+    strides: IntPair
+    padding: Padding
+    dilations: IntPair
+
+    def call(self) -> Call:
+        """Return the API call this case makes."""
+        geo = {"strides": self.strides, "padding": self.padding, "dilations": self.dilations}
+        x_shape, w_shape = tuple(self.x.shape), tuple(self.w.shape)
+        builders: dict[str, Callable[[], Call]] = {
+            "conv2d": lambda: Call(self.op, {"x": self.x, "w": self.w, "b": self.b, **geo}, 3),
+            "conv2d_backward_input": lambda: Call(
+                self.op, {"dy": self.dy, "w": self.w, "input_shape": x_shape, **geo}, 3
+            ),
+            "conv2d_backward_filter": lambda: Call(
+                self.op, {"dy": self.dy, "x": self.x, "filter_shape": w_shape, **geo}, 3
+            ),
+            "conv2d_backward_bias": lambda: Call(self.op, {"dy": self.dy}, 1),
+            "conv2d_backward": lambda: Call(
+                self.op, {"dy": self.dy, "x": self.x, "w": self.w, **geo}, 3
+            ),
+        }
+        return builders[self.op]()
+
+    def note(self) -> str:
+        """Describe the resolved pads and output size."""
+        return _geometry_note(
+            (self.x.shape[1], self.x.shape[2]),
+            (self.w.shape[0], self.w.shape[1]),
+            self.strides,
+            self.dilations,
+            self.padding,
+        )
+
+    def __repr__(self) -> str:
+        return render_reproducer(self.call(), note=self.note())
+
+
+class PoolCase(NamedTuple):
+    """A max/avg pooling forward (``dy`` None) or gradient case."""
+
+    op: str
+    x: Array
+    dy: Array | None
+    ksize: IntPair
+    strides: IntPair | None
+    padding: Padding
+    count_include_pad: bool | None
+
+    def call(self) -> Call:
+        """Return the API call this case makes."""
+        kw: dict[str, Any] = {"strides": self.strides, "padding": self.padding}
+        if self.op.startswith("avg"):
+            kw["count_include_pad"] = self.count_include_pad
+        if self.op in {"max_pool2d", "avg_pool2d"}:
+            return Call(self.op, {"x": self.x, "ksize": self.ksize, **kw}, 2)
+        if self.op == "max_pool2d_backward":
+            return Call(self.op, {"dy": self.dy, "x": self.x, "ksize": self.ksize, **kw}, 3)
+        shape = tuple(self.x.shape)
+        return Call(self.op, {"dy": self.dy, "input_shape": shape, "ksize": self.ksize, **kw}, 3)
+
+    def note(self) -> str:
+        """Describe the resolved pads and output size."""
+        kernel = _as_pair(self.ksize)
+        return _geometry_note(
+            (self.x.shape[1], self.x.shape[2]), kernel, self.strides, 1, self.padding
+        )
+
+    def __repr__(self) -> str:
+        return render_reproducer(self.call(), note=self.note())
+
+
+class DenseCase(NamedTuple):
+    """A dense forward (``dy`` None) or gradient case: ``x`` (N, I), ``w`` (I, O)."""
+
+    op: str
+    x: Array
+    w: Array
+    b: Array | None
+    dy: Array | None
+
+    def call(self) -> Call:
+        """Return the API call this case makes."""
+        if self.op == "dense":
+            return Call(self.op, {"x": self.x, "w": self.w, "b": self.b}, 3)
+        return Call(self.op, {"dy": self.dy, "x": self.x, "w": self.w}, 3)
+
+    def __repr__(self) -> str:
+        return render_reproducer(self.call())
+
+
+class FlattenCase(NamedTuple):
+    """A flatten forward (``dy`` None) or gradient case."""
+
+    op: str
+    x: Array
+    dy: Array | None
+    axis: int
+
+    def call(self) -> Call:
+        """Return the API call this case makes."""
+        if self.op == "flatten":
+            return Call(self.op, {"x": self.x, "axis": self.axis}, 1)
+        shape = tuple(self.x.shape)
+        return Call(self.op, {"dy": self.dy, "input_shape": shape, "axis": self.axis}, 2)
+
+    def __repr__(self) -> str:
+        return render_reproducer(self.call())
+
+
+class ActivationCase(NamedTuple):
+    """An elementwise activation forward (``dy`` None) or gradient case."""
+
+    op: str
+    x: Array
+    dy: Array | None
+
+    def call(self) -> Call:
+        """Return the API call this case makes."""
+        if self.dy is None:
+            return Call(self.op, {"x": self.x}, 1)
+        return Call(self.op, {"dy": self.dy, "x": self.x}, 2)
+
+    def __repr__(self) -> str:
+        return render_reproducer(self.call())
+
+
+class SoftmaxCase(NamedTuple):
+    """softmax/log_softmax (on ``z``), softmax_jacobian (on ``p``), softmax_backward (dp, p)."""
+
+    op: str
+    z: Array
+    p: Array
+    dp: Array | None
+    axis: int
+
+    def call(self) -> Call:
+        """Return the API call this case makes."""
+        if self.op in {"softmax", "log_softmax"}:
+            return Call(self.op, {"z": self.z, "axis": self.axis}, 1)
+        if self.op == "softmax_jacobian":
+            return Call(self.op, {"p": self.p, "axis": self.axis}, 1)
+        return Call(self.op, {"dp": self.dp, "p": self.p, "axis": self.axis}, 2)
+
+    def __repr__(self) -> str:
+        return render_reproducer(self.call())
+
+
+class CrossEntropyCase(NamedTuple):
+    """cross_entropy(_backward) on probabilities ``p`` and targets ``y`` (same shape)."""
+
+    op: str
+    p: Array
+    y: Array
+    axis: int
+    reduction: str
+    eps: float | None
+
+    def call(self) -> Call:
+        """Return the API call this case makes."""
+        params = {
+            "p": self.p,
+            "y": self.y,
+            "axis": self.axis,
+            "reduction": self.reduction,
+            "eps": self.eps,
+        }
+        return Call(self.op, params, 2)
+
+    def __repr__(self) -> str:
+        return render_reproducer(self.call())
+
+
+class SoftmaxCrossEntropyCase(NamedTuple):
+    """softmax_cross_entropy(_backward): logits and index (int) or probability (float) labels."""
+
+    op: str
+    logits: Array
+    labels: Array
+    axis: int
+    reduction: str
+    weights: Array | None
+    ignore_index: int | None
+    label_smoothing: float
+
+    def call(self) -> Call:
+        """Return the API call this case makes."""
+        params = {
+            "logits": self.logits,
+            "labels": self.labels,
+            "axis": self.axis,
+            "reduction": self.reduction,
+            "weights": self.weights,
+            "ignore_index": self.ignore_index,
+            "label_smoothing": self.label_smoothing,
+        }
+        return Call(self.op, params, 2)
+
+    def __repr__(self) -> str:
+        return render_reproducer(self.call())
+
+
+# --- values ------------------------------------------------------------------------------
+
+#: Value profiles for general float data, see :func:`_fill`.
+VALUE_PROFILES = ("integers", "normal", "wide", "distinct")
+#: Pooling adds all-negative maps (a zero pad would win a max) and more ties.
+POOL_PROFILES = ("integers", "integers", "negative", "normal", "distinct", "wide")
+
+
+def _fill(rng: np.random.Generator, shape: tuple[int, ...], profile: str, zeros: float) -> Array:
+    """Float64 values of one profile; ``zeros`` is the fraction set to exactly 0.
+
+    - ``integers``: -3..3 (exact products and sums, ties, zeros);
+    - ``normal``: standard normal;
+    - ``wide``: random sign times 10**U(-3, 3) (mixed magnitudes);
+    - ``distinct``: a permutation of a quarter-integer grid (no ties, exact in float32);
+    - ``negative``: integers -5..-1 (every value below a zero pad; ties).
+    """
+    size = math.prod(shape)
+    values: Array
+    if profile == "integers":
+        values = rng.integers(-3, 4, size=size).astype(np.float64)
+    elif profile == "normal":
+        values = rng.standard_normal(size)
+    elif profile == "wide":
+        values = rng.choice([-1.0, 1.0], size=size) * 10.0 ** rng.uniform(-3, 3, size=size)
+    elif profile == "negative":
+        values = rng.integers(-5, 0, size=size).astype(np.float64)
+        zeros = 0.0
+    else:
+        values = (rng.permutation(size) - size // 2) * 0.25
+        zeros = 0.0
+    if zeros:
+        values[rng.random(size) < zeros] = 0.0
+    return values.reshape(shape)
+
+
+@st.composite
+def _rngs(draw: st.DrawFn) -> np.random.Generator:
+    return np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+
+
+@st.composite
+def _float_arrays(
+    draw: st.DrawFn, shape: tuple[int, ...], *, profiles: Sequence[str] = VALUE_PROFILES
+) -> Array:
+    profile = draw(st.sampled_from(profiles))
+    zeros = draw(st.sampled_from([0.0, 0.2, 0.6]))
+    return _fill(draw(_rngs()), shape, profile, zeros)
+
+
+def _chance(draw: st.DrawFn, probability: float) -> bool:
+    """Draw True with ``probability`` (Hypothesis' small-integer draws favour their bounds)."""
+    return bool(draw(_rngs()).random() < probability)
+
+
+def _pair_value(draw: st.DrawFn, pair: tuple[int, int]) -> IntPair:
+    """Draw an int when both entries agree (sometimes), else keep the pair."""
+    if pair[0] == pair[1] and draw(st.booleans()):
+        return pair[0]
+    return pair
+
+
+def _same_total(size: int, extent: int, stride: int) -> int:
+    """Total SAME padding of one axis, from :mod:`refcnn.padding` (extent = dilated kernel)."""
+    _, before, after = axis_geometry(size, extent, stride, 1, "SAME")
+    return before + after
+
+
+def _side(draw: st.DrawFn, extent: int, stride: int) -> int:
+    """Draw an input side: the window fits (most often), equals it, or anything 1..12.
+
+    Half the fitting sides are chosen among those whose SAME total padding is odd, the only
+    case where SAME (odd pixel after) and SAME_LOWER (before) differ.
+    """
+    fit = draw(st.sampled_from(["fits", "fits", "fits", "exact", "free"]))
+    if fit == "exact":
+        return extent
+    if fit == "free":
+        return draw(st.integers(1, 12))
+    sides = range(extent, extent + 8)
+    odd = [n for n in sides if _same_total(n, extent, stride) % 2]
+    prefer_odd = draw(st.booleans())
+    if odd and prefer_odd:
+        return draw(st.sampled_from(odd))
+    return draw(st.sampled_from(sides))
+
+
+def _batch(draw: st.DrawFn, *, per_item: int, most: int = 4) -> int:
+    """Batch size 1..most (0, an empty batch, one time in ten), capped by MAX_ELEMENTS."""
+    n = 0 if _chance(draw, 0.1) else draw(st.integers(1, most))
+    return min(n, max(1, MAX_ELEMENTS // max(per_item, 1)))
+
+
+def _padding(draw: st.DrawFn, kernel_hw: tuple[int, int], *, pool: bool) -> Padding:
+    mode = draw(st.sampled_from(_PADDING_DRAWS))
+    if mode != "explicit":
+        return mode
+    # Pooling requires each explicit pad < the kernel on that axis; conv allows any pad.
+    top_max, left_max = (kernel_hw[0] - 1, kernel_hw[1] - 1) if pool else (4, 4)
+    top, bottom = draw(st.integers(0, top_max)), draw(st.integers(0, top_max))
+    left, right = draw(st.integers(0, left_max)), draw(st.integers(0, left_max))
+    return ((top, bottom), (left, right))
+
+
+def _out_hw(
+    input_hw: tuple[int, int],
+    kernel_hw: tuple[int, int],
+    strides: tuple[int, int],
+    dilations: tuple[int, int],
+    padding: Padding,
+) -> tuple[int, int]:
+    geometry = window_geometry(
+        input_hw, kernel_hw, strides, dilations, normalize_padding("strategy", padding)
+    )
+    return geometry.out_hw
+
+
+# --- conv --------------------------------------------------------------------------------
+
+CONV_OPS = (
+    "conv2d",
+    "conv2d_backward_input",
+    "conv2d_backward_filter",
+    "conv2d_backward_bias",
+    "conv2d_backward",
+)
+
+
+@st.composite
+def conv2d_cases(draw: st.DrawFn, *, op: str = "conv2d") -> Conv2DCase:
+    """Cases for ``op``, one of :data:`CONV_OPS`.
+
+    Kernels 1-6 per axis, dilations 1-3 and strides 1-4 each drawn per axis (about a third of
+    the axes strided and dilated at once, where a gradient can drop the dilation), input sides
+    fitting the dilated kernel, equal to it or (VALID) smaller; C, O 1-5; N 0-4.
+    """
+    if op not in CONV_OPS:
+        msg = f"conv2d_cases: op must be one of {CONV_OPS}, got {op!r}"
+        raise ValueError(msg)
+    kh, kw = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    # 1 drawn twice as often: TensorFlow cannot express a dilated conv gradient at stride > 1
+    # on any axis, so a quarter of the cases are undilated and about one in six unstrided.
+    dilations = (draw(st.sampled_from([1, 1, 2, 3])), draw(st.sampled_from([1, 1, 2, 3])))
+    strides = (draw(st.sampled_from([1, 1, 2, 3, 4])), draw(st.sampled_from([1, 1, 2, 3, 4])))
+    h = _side(draw, (kh - 1) * dilations[0] + 1, strides[0])
+    w = _side(draw, (kw - 1) * dilations[1] + 1, strides[1])
+    c, o = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    padding = _padding(draw, (kh, kw), pool=False)
+    oh, ow = _out_hw((h, w), (kh, kw), strides, dilations, padding)
+    n = _batch(draw, per_item=max(h * w * c, oh * ow * o))
+    x = draw(_float_arrays((n, h, w, c)))
+    filters = draw(_float_arrays((kh, kw, c, o)))
+    b = dy = None
+    if op == "conv2d":
+        if draw(st.booleans()):
+            b = draw(_float_arrays((o,)))
+    else:
+        dy = draw(_float_arrays((n, oh, ow, o)))
+    return Conv2DCase(
+        op,
+        x,
+        filters,
+        b,
+        dy,
+        _pair_value(draw, strides),
+        padding,
+        _pair_value(draw, dilations),
+    )
+
+
+# --- pooling -----------------------------------------------------------------------------
+
+POOL_OPS = ("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward")
+
+
+@st.composite
+def pool_cases(draw: st.DrawFn, *, op: str) -> PoolCase:
+    """Cases for ``op``, one of :data:`POOL_OPS`.
+
+    Windows 1-6 per axis, strides default (= ksize) or 1-4 per axis (overlapping and gapped
+    windows), explicit pads below the window size, ``count_include_pad`` both ways for avg.
+    Max pooling values are integer-valued half the time, so windows hold tied maxima.
+    """
+    if op not in POOL_OPS:
+        msg = f"pool_cases: op must be one of {POOL_OPS}, got {op!r}"
+        raise ValueError(msg)
+    kernel = (draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    strides_pair = kernel
+    strides: IntPair | None = None
+    if _chance(draw, 0.75):
+        strides_pair = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+        strides = _pair_value(draw, strides_pair)
+    h, w = _side(draw, kernel[0], strides_pair[0]), _side(draw, kernel[1], strides_pair[1])
+    c = draw(st.integers(1, 5))
+    padding = _padding(draw, kernel, pool=True)
+    oh, ow = _out_hw((h, w), kernel, strides_pair, (1, 1), padding)
+    n = _batch(draw, per_item=h * w * c)
+    x = draw(_float_arrays((n, h, w, c), profiles=POOL_PROFILES))
+    dy = draw(_float_arrays((n, oh, ow, c))) if op.endswith("backward") else None
+    include = draw(st.booleans()) if op.startswith("avg") else None
+    return PoolCase(op, x, dy, _pair_value(draw, kernel), strides, padding, include)
+
+
+# --- dense and flatten -------------------------------------------------------------------
+
+DENSE_OPS = ("dense", "dense_backward")
+
+
+@st.composite
+def dense_cases(draw: st.DrawFn, *, op: str = "dense") -> DenseCase:
+    """Cases for ``dense`` / ``dense_backward``: N 0-6, I 1-12, O 1-8 drawn independently."""
+    if op not in DENSE_OPS:
+        msg = f"dense_cases: op must be one of {DENSE_OPS}, got {op!r}"
+        raise ValueError(msg)
+    i, o = draw(st.integers(1, 12)), draw(st.integers(1, 8))
+    n = _batch(draw, per_item=i, most=6)
+    x, w = draw(_float_arrays((n, i))), draw(_float_arrays((i, o)))
+    b = dy = None
+    if op == "dense":
+        if draw(st.booleans()):
+            b = draw(_float_arrays((o,)))
+    else:
+        dy = draw(_float_arrays((n, o)))
+    return DenseCase(op, x, w, b, dy)
+
+
+FLATTEN_OPS = ("flatten", "flatten_backward")
+
+
+@st.composite
+def flatten_cases(draw: st.DrawFn, *, op: str = "flatten") -> FlattenCase:
+    """Cases for ``flatten`` / ``flatten_backward`` (ONNX ``Flatten``).
+
+    Half the cases are the layer's real use, an NHWC map (N 0-4, H, W, C 1-5 drawn
+    independently) flattened at ``axis=1`` (or ``-3``), where a channels-first feature order
+    is wrong exactly when ``C > 1`` and ``H * W > 1``; the rest any rank 0-5 with sides 1-5
+    (a 0 on the first axis one time in ten) and any axis in ``[-ndim, ndim]``.
+    """
+    if op not in FLATTEN_OPS:
+        msg = f"flatten_cases: op must be one of {FLATTEN_OPS}, got {op!r}"
+        raise ValueError(msg)
+    if draw(st.booleans()):
+        ndim = 4
+        hwc = [draw(st.integers(1, 5)) for _ in range(3)]
+        shape = (_batch(draw, per_item=math.prod(hwc)), *hwc)
+        axis = draw(st.sampled_from([1, -3]))
+    else:
+        ndim = draw(st.integers(0, 5))
+        shape = tuple(draw(st.lists(st.integers(1, 5), min_size=ndim, max_size=ndim)))
+        if ndim and _chance(draw, 0.1):
+            shape = (0, *shape[1:])
+        axis = draw(st.integers(-ndim, ndim))
+    x = draw(_float_arrays(shape))
+    dy = None
+    if op == "flatten_backward":
+        split = axis + ndim if axis < 0 else axis
+        dy = draw(_float_arrays((math.prod(shape[:split]), math.prod(shape[split:]))))
+    return FlattenCase(op, x, dy, axis)
+
+
+# --- activations -------------------------------------------------------------------------
+
+ACTIVATION_OPS = ("relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward")
+
+
+@st.composite
+def _shapes(draw: st.DrawFn, *, min_dims: int = 0, max_dims: int = 4, max_side: int = 7) -> Any:
+    ndim = draw(st.integers(min_dims, max_dims))
+    return tuple(draw(st.lists(st.integers(1, max_side), min_size=ndim, max_size=ndim)))
+
+
+@st.composite
+def activation_cases(draw: st.DrawFn, *, op: str) -> ActivationCase:
+    """Cases for ``op``, one of :data:`ACTIVATION_OPS`: any rank 0-4.
+
+    Values mix exact zeros, tiny (1e-20) and moderate values with saturating ones (|x| up to
+    ~100, where sigmoid underflows in float32 and ``1 - tanh**2`` cancels).
+    """
+    if op not in ACTIVATION_OPS:
+        msg = f"activation_cases: op must be one of {ACTIVATION_OPS}, got {op!r}"
+        raise ValueError(msg)
+    shape = draw(_shapes())
+    rng = draw(_rngs())
+    if _chance(draw, 0.25):
+        x = rng.integers(-3, 4, size=shape).astype(np.float64)  # many exact zeros
+    else:
+        x = rng.standard_normal(shape) * draw(st.sampled_from([1.0, 4.0, 30.0]))
+    specials = np.array([0.0, -0.0, 1e-20, -1e-20, 20.0, -20.0, 100.0, -100.0, 0.5, -0.5])
+    mask = rng.random(shape) < draw(st.sampled_from([0.0, 0.3, 0.3]))
+    x = np.where(mask, rng.choice(specials, size=shape), x)
+    dy = draw(_float_arrays(shape)) if op.endswith("backward") else None
+    return ActivationCase(op, np.asarray(x, dtype=np.float64), dy)
+
+
+# --- softmax -----------------------------------------------------------------------------
+
+SOFTMAX_OPS = ("softmax", "log_softmax", "softmax_jacobian", "softmax_backward")
+
+
+def _stable_softmax(z: Array, axis: int) -> Array:
+    shifted = z - z.max(axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return np.asarray(e / e.sum(axis=axis, keepdims=True))
+
+
+@st.composite
+def _logits(draw: st.DrawFn, shape: tuple[int, ...], axis: int) -> Array:
+    """Draw logits by profile: ``normal`` (scaled), ``integers`` (ties) or ``rows``.
+
+    ``rows`` shifts every slice along ``axis`` by its own offset from {0, +-50, +-1e4}, so rows
+    near +-1e4 sit next to rows near 0. Within a slice the spread is 1, 10, 100 or 1000 (the
+    last two make ``exp`` underflow in float32, the last in float64 too, where
+    ``log(softmax)`` would give ``-inf``).
+    """
+    rng = draw(_rngs())
+    profile = draw(st.sampled_from(["normal", "integers", "rows", "rows"]))
+    if profile == "integers":
+        return rng.integers(-3, 4, size=shape).astype(np.float64)
+    spread = draw(st.sampled_from([1.0, 10.0, 100.0, 1000.0]))
+    z = rng.standard_normal(shape) * spread
+    if profile == "rows":
+        offset_shape = tuple(1 if a == axis % len(shape) else s for a, s in enumerate(shape))
+        offsets = rng.choice([0.0, 0.0, 50.0, -50.0, 1e4, -1e4], size=offset_shape)
+        z = z + offsets
+    return np.asarray(z, dtype=np.float64)
+
+
+@st.composite
+def softmax_cases(draw: st.DrawFn, *, op: str) -> SoftmaxCase:
+    """Cases for ``op``, one of :data:`SOFTMAX_OPS`: rank 1-3, any axis (negative too), K 1-9.
+
+    ``p`` is the softmax of ``z`` (float64), so jacobian/backward get real probability rows,
+    including ones with entries that underflow toward 0.
+    """
+    if op not in SOFTMAX_OPS:
+        msg = f"softmax_cases: op must be one of {SOFTMAX_OPS}, got {op!r}"
+        raise ValueError(msg)
+    shape = draw(_shapes(min_dims=1, max_dims=3, max_side=9))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    z = draw(_logits(shape, axis))
+    p = _stable_softmax(z, axis)
+    dp = draw(_float_arrays(shape)) if op == "softmax_backward" else None
+    return SoftmaxCase(op, z, p, dp, axis)
+
+
+# --- losses ------------------------------------------------------------------------------
+
+CROSS_ENTROPY_OPS = ("cross_entropy", "cross_entropy_backward")
+REDUCTIONS = ("sum", "mean", "none")
+# "mean" (softmax_cross_entropy's default, and where divisors go wrong) is drawn twice as often.
+_REDUCTION_DRAWS = (*REDUCTIONS, "mean")
+
+
+@st.composite
+def _probabilities(draw: st.DrawFn, shape: tuple[int, ...], axis: int) -> Array:
+    """Rows summing to 1 along ``axis``: one-hot, uniform-ish, or peaked down to ~1e-30."""
+    rng = draw(_rngs())
+    kind = draw(st.sampled_from(["onehot", "soft", "peaked"]))
+    k = shape[axis]
+    if kind == "onehot":
+        hot = rng.integers(0, k, size=shape[:axis] + shape[axis + 1 :])
+        return np.moveaxis(np.eye(k)[hot], -1, axis)
+    z = rng.standard_normal(shape) * (1.0 if kind == "soft" else 25.0)
+    return _stable_softmax(z, axis)
+
+
+@st.composite
+def cross_entropy_cases(draw: st.DrawFn, *, op: str = "cross_entropy") -> CrossEntropyCase:
+    """Cases for ``cross_entropy(_backward)``: ``p`` and ``y`` probability rows along ``axis``.
+
+    Some entries of ``p`` are exactly 0 with ``y`` 0 there too (``0 * log 0 = 0``); in about
+    one case in six an entry has ``p = 0`` where ``y > 0`` (an infinite loss), unless ``eps``
+    clips ``p`` away from 0.
+    """
+    if op not in CROSS_ENTROPY_OPS:
+        msg = f"cross_entropy_cases: op must be one of {CROSS_ENTROPY_OPS}, got {op!r}"
+        raise ValueError(msg)
+    shape = draw(_shapes(min_dims=1, max_dims=3, max_side=8))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    pos = axis % len(shape)
+    p = draw(_probabilities(shape, pos))
+    y = draw(_probabilities(shape, pos))
+    rng = draw(_rngs())
+    zero = rng.random(shape) < draw(st.sampled_from([0.0, 0.3]))
+    p = np.where(zero, 0.0, p)
+    y = np.where(zero, 0.0, y)
+    if _chance(draw, 1 / 6) and p.size:
+        # One p = 0 where y > 0: the loss is +inf (its gradient -inf) unless eps clips.
+        flat = int(rng.integers(0, p.size))
+        p.flat[flat], y.flat[flat] = 0.0, max(y.flat[flat], 0.5)
+    reduction = draw(st.sampled_from(_REDUCTION_DRAWS))
+    eps = draw(st.sampled_from([None, None, 1e-7, 1e-3]))
+    return CrossEntropyCase(op, p, y, axis, reduction, eps)
+
+
+SOFTMAX_CROSS_ENTROPY_OPS = ("softmax_cross_entropy", "softmax_cross_entropy_backward")
+
+
+@st.composite
+def softmax_cross_entropy_cases(
+    draw: st.DrawFn, *, op: str = "softmax_cross_entropy"
+) -> SoftmaxCrossEntropyCase:
+    """Cases for ``softmax_cross_entropy(_backward)``.
+
+    Logits as for softmax (rows near +-1e4 beside rows near 0), rank 1-3, any axis; labels
+    either class indices (shape of logits without ``axis``; some equal to ``ignore_index``
+    when it is set) or probability rows; optional positive per-class ``weights`` (K,);
+    ``label_smoothing`` 0 or in (0, 1); every reduction.
+    """
+    if op not in SOFTMAX_CROSS_ENTROPY_OPS:
+        msg = (
+            f"softmax_cross_entropy_cases: op must be one of {SOFTMAX_CROSS_ENTROPY_OPS}, "
+            f"got {op!r}"
+        )
+        raise ValueError(msg)
+    shape = draw(_shapes(min_dims=1, max_dims=3, max_side=8))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    pos, k = axis % len(shape), shape[axis]
+    logits = draw(_logits(shape, axis))
+    rng = draw(_rngs())
+    ignore_index: int | None = None
+    if _chance(draw, 2 / 3):  # index labels
+        row_shape = shape[:pos] + shape[pos + 1 :]
+        labels = rng.integers(0, k, size=row_shape).astype(np.int64)
+        ignore_index = draw(st.sampled_from([None, -100, 0]))
+        if ignore_index == -100:
+            labels = np.where(rng.random(row_shape) < 0.3, -100, labels)
+    else:
+        labels = draw(_probabilities(shape, pos))
+    weights = None
+    if draw(st.booleans()):
+        weights = rng.uniform(0.25, 4.0, size=k)
+    smoothing = draw(st.sampled_from([0.0, 0.0, 0.1, 0.37, 0.9]))
+    reduction = draw(st.sampled_from(_REDUCTION_DRAWS))
+    return SoftmaxCrossEntropyCase(
+        op, logits, labels, axis, reduction, weights, ignore_index, smoothing
+    )

@@ -1,0 +1,545 @@
+"""Tolerance policy of the conformance suite: one table keyed by dtype, one error model per op.
+
+The comparison (see :mod:`conformance.harness`) generates inputs in float64, casts them to the
+dtype ``D`` under test, and takes as *truth* refcnn evaluated in float64 on those D-cast inputs
+upcast to float64. The inputs are therefore exact in both computations and only the op's own
+rounding counts. Every output element gets its own allowed error ``bound``; a result passes
+when ``|out - truth| <= bound`` everywhere (normalized error ``|out - truth| / bound <= 1``).
+A zero bound means the element must match exactly (``0/0`` counts as 0): exact ops (max
+pooling, relu, flatten) and every element whose error scale is zero (an output no input
+reached, a zero upstream gradient) must be bit-for-bit right, so a scale never hides a
+wrongly placed or dropped element.
+
+TABLE (``eps = np.finfo(D).eps = 2u``, ``u`` the unit roundoff)
+
+======== ========== ========== ======= =======
+dtype    eps        floor      c_sum   c_elem
+======== ========== ========== ======= =======
+float64  2.2e-16    8.9e-308   2       4
+float32  1.19e-07   4.7e-38    2       4
+======== ========== ========== ======= =======
+
+- ``c_sum = 2``: a sum of ``K`` products computed in any order (recursive, pairwise, blocked,
+  im2col GEMM, the frameworks' kernels) has error at most ``gamma_K * s ~ K u s`` with
+  ``s = sum |terms|``; the output's rounding adds ``u |y| <= u s``. In float32 the float64
+  truth is exact at that scale, so ``c_sum * K * eps * s = 4 K u s`` leaves a factor ~4. In
+  float64 the truth has the same ``K u s`` error as the result, so ``K eps s = 2 K u s`` is
+  already the worst case and ``c_sum = 2`` gives a factor 2 of margin. Both stay far below
+  one element's worth: a wrongly placed product of size ``|x w|`` is ~``1/(K eps)`` bounds off.
+- ``c_elem = 4``: ulps allowed for one elementwise transcendental chain (``exp``, ``log``,
+  ``tanh``, ``sigmoid``, a division): libm and the frameworks' vectorized versions (SLEEF
+  ``u10``, Eigen's ``pexp``/``plog``) are within 1-2 ulp, plus the roundings of the few
+  ``+ - * /`` around them.
+- ``floor = 4 * smallest normal``: results of the exp-based ops may underflow toward zero
+  (subnormals, and flush-to-zero in oneDNN/Eigen threads, which also loses results just
+  above the smallest normal: TensorFlow's float32 softmax returns 0 for a true 1.014 x
+  smallest normal), so their bounds carry this absolute floor. The linear ops do not:
+  their inputs are generated in the normal range.
+
+Non-finite truth (``+-inf``, NaN; also a float64 truth too large for ``D``, which becomes
+``inf`` when rounded to ``D``) must be matched exactly: NaN where truth is NaN, the same
+infinity where truth is infinite.
+
+Frameworks are held to the same bounds. Two documented rules change the inputs a framework
+is compared on (never the implementation's; see :func:`conformance.harness.framework_inputs`,
+each use is counted in the report):
+
+- FTZ/DAZ: TensorFlow's CPU kernels flush subnormals to zero, reading ``p = 1e-40`` (float32)
+  as 0, so ``log p = -inf``. Frameworks get subnormal inputs flushed to zero and the oracle
+  is re-evaluated on those; subnormal *results* are covered by the ``floor`` terms.
+- Max-pool ties: refcnn routes a tied window's gradient to the first maximum (row-major).
+  For an adapter whose ``MAX_POOL_TIE_RULE`` is not ``"first"``, ``max_pool2d_backward`` is
+  compared on a tie-free copy of ``x`` ordered the same way (same refcnn routing).
+
+Error models, ``s(...)`` being refcnn's own op on absolute values in float64:
+
+================================ ================================================================
+op                               bound per output element
+================================ ================================================================
+conv2d                           ``c_sum K eps s(|x|,|w|,|b|)``, ``K = KH KW C (+1 with b)``
+conv2d_backward_input            ``c_sum K eps s(|dy|,|w|)``, ``K = t(KH,sh,dh) t(KW,sw,dw) O``
+                                 terms land on one input, ``t(k,s,d) = ceil(k gcd(s,d) / s)``
+conv2d_backward_filter           ``c_sum K eps s(|dy|,|x|)``, ``K = N OH OW``
+conv2d_backward_bias             ``c_sum K eps s(|dy|)``, ``K = N OH OW``
+conv2d_backward                  the three above, one per output
+max_pool2d, relu, relu_backward, ``0`` (selection, comparison, copy: exact)
+flatten, flatten_backward
+max_pool2d_backward              ``c_sum K eps s(|dy|, x)``, ``K = ceil(KH/sh) ceil(KW/sw)``
+                                 (overlapping windows route several ``dy`` to one input)
+avg_pool2d                       ``c_sum (KH KW + 2) eps s(|x|)`` (sum, then a division or a
+                                 multiplication by a rounded reciprocal)
+avg_pool2d_backward              ``c_sum (ceil(KH/sh) ceil(KW/sw) + 2) eps s(|dy|)``
+dense                            ``c_sum K eps s(|x|,|w|,|b|)``, ``K = I (+1 with b)``
+dense_backward                   dx: ``K = O``; dw, db: ``K = N``
+sigmoid                          ``c_elem eps sigma + floor``
+sigmoid_backward                 ``2 c_elem eps |dy| sigma + floor (1 + |dy|)``: the forward's
+                                 own allowance (``c_elem eps sigma``) carried through
+                                 ``d[s (1 - s)]/ds = 1 - 2s`` plus the products' rounding;
+                                 ``sigma (1 - sigma)`` from a rounded ``sigma`` cancels as
+                                 ``sigma -> 1`` (absolute ``u``), as every framework computes it
+tanh                             ``c_elem eps |t| + floor``
+tanh_backward                    ``c_elem eps |dy| (1 + t**2) + floor``: ``1 - t**2`` from a
+                                 ``t`` with the forward's allowance ``c_elem eps |t|`` is off by
+                                 ``2 c_elem eps t**2`` and cancels as ``|t| -> 1`` (TF's float64
+                                 ``tanh`` is 1.0 where the truth is 4.5 ulp below it)
+softmax                          ``eps p_i (c_elem (1 + |z_i - m| + sum_j p_j |z_j - m|) +
+                                 c_sum K) + floor``: ``z_i - m`` rounds by ``u |z_i - m|``, which
+                                 ``exp`` turns into a relative error; the row sum adds ``K u``
+log_softmax                      ``eps (c_elem (1 + |z_i - m| + |lse| + sum_j p_j |z_j - m|) +
+                                 c_sum K)``: ``z_i - lse`` (PyTorch, TF) rounds ``lse``
+softmax_jacobian                 ``c_elem eps (p_i p_j + [i == j] p_i) + floor``
+softmax_backward                 ``eps p_i (c_elem |dp_i| + c_sum (K + 1) sum_j |dp_j| p_j) +
+                                 floor`` (the dot product ``sum_j dp_j p_j`` of K terms)
+cross_entropy                    ``c_sum eps ((M + c_elem) |L| + c_elem Y)``: all terms
+                                 ``-y log p >= 0``, so ``|L|`` is their absolute sum; ``M`` terms
+                                 are summed (K per row, every element for sum/mean); ``Y``
+                                 (``sum y`` as reduced) covers ``log`` near 1 and a clip bound
+                                 rounded to ``D``
+cross_entropy_backward           ``c_elem eps |dL/dp| + floor`` (``-y/p``, scaled)
+softmax_cross_entropy            ``sum_n C_n eps (c_elem max_k cond_nk + c_sum K) + c_sum eps
+                                 (M + 2) |L|``: the loss is ``sum_{n,k} coef_nk (-l_nk)`` with
+                                 ``coef >= 0`` (weights, smoothing, ignore, mean scaling), each
+                                 ``l`` carrying the log_softmax error; ``C_n = sum_k coef_nk``
+                                 is read off refcnn at zero logits, ``L0 = sum C_n log K``
+softmax_cross_entropy_backward   ``C_n`` times the softmax bound ``+ c_sum eps (|g| + 2 C_n p) +
+                                 (|g| + C_n p) r + floor`` (``g = C_n p - coef``); ``r = eps
+                                 (c_elem (1 + 2 sum_j p_j |z_j - m|) + c_sum K)`` is the
+                                 relative error of a sum of the row's ``p``, which the
+                                 cancellation-free form ``p_i sum_{j!=i} coef_j - coef_i
+                                 sum_{j!=i} p_j`` (refcnn) carries into every element
+================================ ================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+import refcnn
+from conformance.strategies import Call
+
+__all__ = ["ERROR_MODELS", "TABLE", "Bound", "Tolerance", "bounds", "tolerance"]
+
+Array: TypeAlias = npt.NDArray[Any]
+
+
+class Tolerance(NamedTuple):
+    """One row of :data:`TABLE`; see the module docstring for every constant's reason."""
+
+    eps: float
+    floor: float
+    c_sum: float
+    c_elem: float
+
+
+TABLE: dict[np.dtype[Any], Tolerance] = {
+    np.dtype(np.float64): Tolerance(
+        eps=float(np.finfo(np.float64).eps),
+        floor=4 * float(np.finfo(np.float64).smallest_normal),
+        c_sum=2.0,
+        c_elem=4.0,
+    ),
+    np.dtype(np.float32): Tolerance(
+        eps=float(np.finfo(np.float32).eps),
+        floor=4 * float(np.finfo(np.float32).smallest_normal),
+        c_sum=2.0,
+        c_elem=4.0,
+    ),
+}
+
+
+def tolerance(dtype: npt.DTypeLike) -> Tolerance:
+    """Return the :data:`TABLE` row for ``dtype``."""
+    key = np.dtype(dtype)
+    if key not in TABLE:
+        msg = f"tolerance: no tolerance row for dtype {key}; TABLE has {sorted(map(str, TABLE))}"
+        raise KeyError(msg)
+    return TABLE[key]
+
+
+class Bound(NamedTuple):
+    """Elementwise allowed absolute error of one output, and the formula that gave it."""
+
+    bound: Array
+    formula: str
+
+
+ErrorModel: TypeAlias = Callable[[Call, tuple[Array, ...], Tolerance], tuple[Bound, ...]]
+
+
+def _abs(call: Call, *names: str) -> Call:
+    """``call`` with the named array arguments replaced by their absolute values."""
+    return call.replace(**{n: np.abs(call.params[n]) for n in names if call.params[n] is not None})
+
+
+def _run(call: Call) -> Array:
+    return np.asarray(getattr(refcnn, call.op)(*call.args, **call.kwargs), dtype=np.float64)
+
+
+def _sum_bound(tol: Tolerance, k: int, scale: Array, what: str) -> Bound:
+    k = max(k, 1)
+    return Bound(
+        tol.c_sum * k * tol.eps * np.abs(scale),
+        f"c_sum*K*eps*s with c_sum={tol.c_sum:g}, K={k}, eps={tol.eps:.3g}, s={what}",
+    )
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _taps(kernel: int, stride: int, dilation: int) -> int:
+    """Most taps ``p < kernel`` with ``p * dilation`` in one residue class mod ``stride``."""
+    return -(-kernel * math.gcd(stride, dilation) // stride)
+
+
+# --- linear ops ----------------------------------------------------------------------------
+
+
+def _conv2d(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    kh, kw, c, _ = call.params["w"].shape
+    k = kh * kw * c + (call.params["b"] is not None)
+    return (_sum_bound(tol, k, _run(_abs(call, "x", "w", "b")), "conv2d(|x|, |w|, |b|)"),)
+
+
+def _conv2d_backward_input(
+    call: Call, truth: tuple[Array, ...], tol: Tolerance
+) -> tuple[Bound, ...]:
+    kh, kw, _, o = call.params["w"].shape
+    (sh, sw), (dh, dw) = _pair(call.params["strides"]), _pair(call.params["dilations"])
+    k = _taps(kh, sh, dh) * _taps(kw, sw, dw) * o
+    scale = _run(_abs(call, "dy", "w"))
+    return (_sum_bound(tol, k, scale, "conv2d_backward_input(|dy|, |w|)"),)
+
+
+def _conv2d_backward_filter(
+    call: Call, truth: tuple[Array, ...], tol: Tolerance
+) -> tuple[Bound, ...]:
+    n, oh, ow, _ = call.params["dy"].shape
+    scale = _run(_abs(call, "dy", "x"))
+    return (_sum_bound(tol, n * oh * ow, scale, "conv2d_backward_filter(|dy|, |x|)"),)
+
+
+def _conv2d_backward_bias(
+    call: Call, truth: tuple[Array, ...], tol: Tolerance
+) -> tuple[Bound, ...]:
+    n, oh, ow, _ = call.params["dy"].shape
+    scale = _run(_abs(call, "dy"))
+    return (_sum_bound(tol, n * oh * ow, scale, "conv2d_backward_bias(|dy|)"),)
+
+
+def _conv2d_backward(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    p = call.params
+    geo = {k: p[k] for k in ("strides", "padding", "dilations")}
+    dx_call = Call(
+        "conv2d_backward_input", {"dy": p["dy"], "w": p["w"], "input_shape": p["x"].shape, **geo}, 3
+    )
+    dw_call = Call(
+        "conv2d_backward_filter",
+        {"dy": p["dy"], "x": p["x"], "filter_shape": p["w"].shape, **geo},
+        3,
+    )
+    db_call = Call("conv2d_backward_bias", {"dy": p["dy"]}, 1)
+    return (
+        *_conv2d_backward_input(dx_call, truth[:1], tol),
+        *_conv2d_backward_filter(dw_call, truth[1:2], tol),
+        *_conv2d_backward_bias(db_call, truth[2:], tol),
+    )
+
+
+def _pool_geometry(call: Call) -> tuple[tuple[int, int], tuple[int, int]]:
+    kernel = _pair(call.params["ksize"])
+    strides = call.params["strides"]
+    return kernel, (kernel if strides is None else _pair(strides))
+
+
+def _windows_per_input(call: Call) -> int:
+    (kh, kw), (sh, sw) = _pool_geometry(call)
+    return -(-kh // sh) * -(-kw // sw)
+
+
+def _exact(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    return tuple(Bound(np.zeros_like(t), "exact (bound 0)") for t in truth)
+
+
+def _max_pool2d_backward(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    scale = _run(_abs(call, "dy"))
+    return (_sum_bound(tol, _windows_per_input(call), scale, "max_pool2d_backward(|dy|, x)"),)
+
+
+def _avg_pool2d(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    (kh, kw), _ = _pool_geometry(call)
+    return (_sum_bound(tol, kh * kw + 2, _run(_abs(call, "x")), "avg_pool2d(|x|)"),)
+
+
+def _avg_pool2d_backward(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    scale = _run(_abs(call, "dy"))
+    k = _windows_per_input(call) + 2
+    return (_sum_bound(tol, k, scale, "avg_pool2d_backward(|dy|)"),)
+
+
+def _dense(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    k = call.params["w"].shape[0] + (call.params["b"] is not None)
+    return (_sum_bound(tol, k, _run(_abs(call, "x", "w", "b")), "dense(|x|, |w|, |b|)"),)
+
+
+def _dense_backward(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    absolute = _abs(call, "dy", "x", "w")
+    dx, dw, db = (
+        np.asarray(a, dtype=np.float64)
+        for a in refcnn.dense_backward(*absolute.args, **absolute.kwargs)
+    )
+    n, o = call.params["dy"].shape
+    return (
+        _sum_bound(tol, o, dx, "dense_backward(|dy|, |x|, |w|).dx"),
+        _sum_bound(tol, n, dw, "dense_backward(|dy|, |x|, |w|).dw"),
+        _sum_bound(tol, n, db, "dense_backward(|dy|, |x|, |w|).db"),
+    )
+
+
+# --- activations ---------------------------------------------------------------------------
+
+
+def _sigmoid64(x: Array) -> Array:
+    e = np.exp(-np.abs(x))
+    return np.asarray(np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)))
+
+
+def _sigmoid(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    sigma = _sigmoid64(call.params["x"])
+    return (Bound(tol.c_elem * tol.eps * sigma + tol.floor, "c_elem*eps*sigma + floor"),)
+
+
+def _sigmoid_backward(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    sigma, dy = _sigmoid64(call.params["x"]), np.abs(call.params["dy"])
+    bound = 2 * tol.c_elem * tol.eps * dy * sigma + tol.floor * (1.0 + dy)
+    return (Bound(bound, "2*c_elem*eps*|dy|*sigma + floor*(1 + |dy|)"),)
+
+
+def _tanh(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    t = np.tanh(call.params["x"])
+    return (Bound(tol.c_elem * tol.eps * np.abs(t) + tol.floor, "c_elem*eps*|tanh(x)| + floor"),)
+
+
+def _tanh_backward(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    t = np.tanh(call.params["x"])
+    bound = tol.c_elem * tol.eps * np.abs(call.params["dy"]) * (1.0 + t * t) + tol.floor
+    return (Bound(bound, "c_elem*eps*|dy|*(1 + tanh(x)**2) + floor"),)
+
+
+# --- softmax family ------------------------------------------------------------------------
+
+
+class _RowStats(NamedTuple):
+    """Per-element softmax quantities of logits ``z``, all with ``axis`` moved last."""
+
+    p: Array  # softmax
+    shift: Array  # |z_i - m|
+    lse: Array  # |logsumexp| per row, keepdims
+    mix: Array  # sum_j p_j |z_j - m| per row, keepdims
+
+
+def _row_stats(z: Array, axis: int) -> _RowStats:
+    z = np.moveaxis(z, axis, -1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        m = z.max(axis=-1, keepdims=True) if z.shape[-1] else np.zeros((*z.shape[:-1], 1))
+        shift = np.abs(z - m)
+        e = np.exp(-shift)
+        total = e.sum(axis=-1, keepdims=True)
+        p = e / total
+        lse = np.abs(m + np.log(total))
+        mix = np.nan_to_num(p * shift).sum(axis=-1, keepdims=True)
+    return _RowStats(p, shift, lse, mix)
+
+
+def _softmax_bound(stats: _RowStats, tol: Tolerance) -> Array:
+    k = stats.p.shape[-1]
+    cond = tol.c_elem * (1.0 + stats.shift + stats.mix) + tol.c_sum * k
+    return np.asarray(tol.eps * stats.p * cond)
+
+
+def _softmax(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    axis = call.params["axis"]
+    bound = np.moveaxis(_softmax_bound(_row_stats(call.params["z"], axis), tol), -1, axis)
+    formula = "eps*p_i*(c_elem*(1 + |z_i - m| + sum_j p_j|z_j - m|) + c_sum*K) + floor"
+    return (Bound(bound + tol.floor, formula),)
+
+
+def _log_softmax_error(stats: _RowStats, tol: Tolerance) -> Array:
+    k = stats.p.shape[-1]
+    cond = 1.0 + stats.shift + stats.lse + stats.mix
+    return np.asarray(tol.eps * (tol.c_elem * cond + tol.c_sum * k))
+
+
+def _log_softmax(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    axis = call.params["axis"]
+    bound = np.moveaxis(_log_softmax_error(_row_stats(call.params["z"], axis), tol), -1, axis)
+    formula = "eps*(c_elem*(1 + |z_i - m| + |lse| + sum_j p_j|z_j - m|) + c_sum*K)"
+    return (Bound(bound, formula),)
+
+
+def _softmax_jacobian(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    p = np.abs(np.moveaxis(call.params["p"], call.params["axis"], -1))
+    outer = p[..., :, None] * p[..., None, :]
+    diagonal = np.eye(p.shape[-1]) * p[..., :, None]
+    bound = tol.c_elem * tol.eps * (outer + diagonal) + tol.floor
+    return (Bound(bound, "c_elem*eps*(p_i*p_j + [i==j]*p_i) + floor"),)
+
+
+def _softmax_backward(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    axis = call.params["axis"]
+    p = np.abs(np.moveaxis(call.params["p"], axis, -1))
+    dp = np.abs(np.moveaxis(call.params["dp"], axis, -1))
+    k = p.shape[-1]
+    dot = (dp * p).sum(axis=-1, keepdims=True)
+    bound = tol.eps * p * (tol.c_elem * dp + tol.c_sum * (k + 1) * dot) + tol.floor
+    formula = "eps*p_i*(c_elem*|dp_i| + c_sum*(K+1)*sum_j|dp_j|p_j) + floor"
+    return (Bound(np.moveaxis(bound, -1, axis), formula),)
+
+
+# --- losses --------------------------------------------------------------------------------
+
+
+def _rows(shape: tuple[int, ...], axis: int) -> int:
+    k = shape[axis] if shape else 1
+    return math.prod(shape) // k if k else 0
+
+
+def _cross_entropy(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    p, y, axis = call.params["p"], np.abs(call.params["y"]), call.params["axis"]
+    reduction = call.params["reduction"]
+    if reduction == "none":
+        terms, y_mass = p.shape[axis], y.sum(axis=axis)
+    else:
+        terms, y_mass = p.size + 2, y.sum()
+        if reduction == "mean":
+            y_mass = y_mass / max(_rows(p.shape, axis), 1)
+    loss = np.abs(truth[0])
+    with np.errstate(invalid="ignore"):
+        bound = tol.c_sum * tol.eps * ((terms + tol.c_elem) * loss + tol.c_elem * y_mass)
+    return (Bound(np.asarray(bound), "c_sum*eps*((M + c_elem)*|L| + c_elem*sum(y))"),)
+
+
+def _cross_entropy_backward(
+    call: Call, truth: tuple[Array, ...], tol: Tolerance
+) -> tuple[Bound, ...]:
+    with np.errstate(invalid="ignore"):
+        bound = tol.c_elem * tol.eps * np.abs(truth[0]) + tol.floor
+    return (Bound(bound, "c_elem*eps*|dL/dp| + floor"),)
+
+
+def _coefficient_mass(call: Call) -> tuple[Array, float]:
+    """Per-row ``C_n = sum_k coef_nk`` and the reduction's scale, read off refcnn.
+
+    At zero logits every ``l_nk = -log K``, so ``loss_n = C_n log K``: the "none" reduction
+    gives ``C_n`` (weights, smoothing and ignored rows included) and the requested
+    reduction's total over ``sum_n loss_n`` gives its scale (1 for sum, ``1/N`` or
+    ``1/sum w`` for mean).
+    """
+    logits, axis = call.params["logits"], call.params["axis"]
+    k = logits.shape[axis]
+    rows_shape = logits.shape[: axis % logits.ndim] + logits.shape[axis % logits.ndim + 1 :]
+    if k < 2:
+        return np.zeros(rows_shape), 0.0  # one class: log_softmax is exactly 0
+    zeros = Call("softmax_cross_entropy", call.params, 2).replace(
+        logits=np.zeros_like(logits), reduction="none"
+    )
+    per_row = _run(zeros) / math.log(k)
+    if call.params["reduction"] == "none":
+        return per_row, 1.0
+    total, mass = float(_run(zeros.replace(reduction=call.params["reduction"]))), per_row.sum()
+    # No counted sample (every label ignored): nothing to propagate; mean is then NaN.
+    scale = total / (float(mass) * math.log(k)) if mass else 0.0
+    return per_row, scale if math.isfinite(scale) else 0.0
+
+
+def _softmax_cross_entropy(
+    call: Call, truth: tuple[Array, ...], tol: Tolerance
+) -> tuple[Bound, ...]:
+    logits, axis = call.params["logits"], call.params["axis"]
+    mass, scale = _coefficient_mass(call)
+    stats = _row_stats(logits, axis)
+    per_row = mass * _log_softmax_error(stats, tol).max(axis=-1, initial=0.0)
+    loss = np.abs(truth[0])
+    if call.params["reduction"] == "none":
+        terms = logits.shape[axis] + 2
+        propagated = per_row
+    else:
+        terms = logits.size + 2
+        propagated = scale * per_row.sum()
+    with np.errstate(invalid="ignore"):
+        bound = propagated + tol.c_sum * tol.eps * terms * loss
+    formula = "sum_n C_n*eps*(c_elem*max_k cond_nk + c_sum*K) + c_sum*eps*(M + 2)*|L|"
+    return (Bound(np.asarray(bound), formula),)
+
+
+def _softmax_cross_entropy_backward(
+    call: Call, truth: tuple[Array, ...], tol: Tolerance
+) -> tuple[Bound, ...]:
+    logits, axis = call.params["logits"], call.params["axis"]
+    mass, scale = _coefficient_mass(call)
+    stats = _row_stats(logits, axis)
+    weight = scale * np.expand_dims(mass, -1)
+    grad = np.abs(np.moveaxis(truth[0], axis, -1))
+    k = stats.p.shape[-1]
+    # Relative error of a sum of probabilities: the form p_i sum_{j!=i} coef_j - coef_i
+    # sum_{j!=i} p_j (no cancellation as p_i -> 1) carries every p_j's error into element i.
+    row_sum = tol.eps * (tol.c_elem * (1.0 + 2.0 * stats.mix) + tol.c_sum * k)
+    with np.errstate(invalid="ignore"):
+        bound = (
+            weight * (_softmax_bound(stats, tol) + tol.c_sum * tol.eps * 2 * stats.p)
+            + (grad + weight * stats.p) * row_sum
+            + tol.c_sum * tol.eps * grad
+            + tol.floor
+        )
+    formula = (
+        "C_n*(softmax bound + 2*c_sum*eps*p) + (|g| + C_n*p)*eps*(c_elem*(1 + 2*sum_j p_j|z_j - m|)"
+        " + c_sum*K) + c_sum*eps*|g| + floor"
+    )
+    return (Bound(np.moveaxis(bound, -1, axis), formula),)
+
+
+ERROR_MODELS: dict[str, ErrorModel] = {
+    "avg_pool2d": _avg_pool2d,
+    "avg_pool2d_backward": _avg_pool2d_backward,
+    "conv2d": _conv2d,
+    "conv2d_backward": _conv2d_backward,
+    "conv2d_backward_bias": _conv2d_backward_bias,
+    "conv2d_backward_filter": _conv2d_backward_filter,
+    "conv2d_backward_input": _conv2d_backward_input,
+    "cross_entropy": _cross_entropy,
+    "cross_entropy_backward": _cross_entropy_backward,
+    "dense": _dense,
+    "dense_backward": _dense_backward,
+    "flatten": _exact,
+    "flatten_backward": _exact,
+    "log_softmax": _log_softmax,
+    "max_pool2d": _exact,
+    "max_pool2d_backward": _max_pool2d_backward,
+    "relu": _exact,
+    "relu_backward": _exact,
+    "sigmoid": _sigmoid,
+    "sigmoid_backward": _sigmoid_backward,
+    "softmax": _softmax,
+    "softmax_backward": _softmax_backward,
+    "softmax_cross_entropy": _softmax_cross_entropy,
+    "softmax_cross_entropy_backward": _softmax_cross_entropy_backward,
+    "softmax_jacobian": _softmax_jacobian,
+    "tanh": _tanh,
+    "tanh_backward": _tanh_backward,
+}
+
+
+def bounds(call: Call, truth: tuple[Array, ...], dtype: npt.DTypeLike) -> tuple[Bound, ...]:
+    """Elementwise error bounds for each output of ``call`` (float64 arguments) in ``dtype``."""
+    model = ERROR_MODELS[call.op]
+    result = model(call, truth, tolerance(dtype))
+    for b, t in zip(result, truth, strict=True):
+        if b.bound.shape != t.shape:
+            msg = f"{call.op}: error model gave shape {b.bound.shape} for output {t.shape}"
+            raise AssertionError(msg)
+    return result
