@@ -1,4 +1,4 @@
-"""nox sessions: lint, typecheck, tests (Pythons x NumPy), conformance (per framework).
+"""nox sessions: lint, typecheck, tests (Pythons x NumPy), conformance (per framework), bench.
 
 ``nox -s lint typecheck tests`` is the test command; ``nox -s conformance`` is the main job
 (every framework session, quick profile unless ``HYPOTHESIS_PROFILE`` says otherwise).
@@ -90,4 +90,14 @@ def conformance(session: nox.Session, framework: str) -> None:
             "HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", "quick"),
             "TF_CPP_MIN_LOG_LEVEL": "2",
         },
+    )
+
+
+@nox.session(python=MAIN_PYTHON)
+def bench(session: nox.Session) -> None:
+    """Time refcnn against PyTorch and TensorFlow (see benchmarks/README.md)."""
+    session.install("-e", ".", FRAMEWORK_PINS["torch"], FRAMEWORK_PINS["tensorflow"])
+    session.install("threadpoolctl")
+    session.run(
+        "python", "benchmarks/bench.py", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"}
     )
