@@ -69,8 +69,9 @@ WARNING_FILTERS = (
 )
 DEFAULT_PROFILE = "quick"
 
-# too_slow: one example builds arrays and runs refcnn twice (truth and error scale) plus up
-# to two framework calls; generation itself is cheap but the check is about the whole draw.
+# too_slow: drawing one case resolves its geometry and builds up to ~4000-element arrays
+# (measured 1-20 ms per draw); on a loaded 2-core CI runner with xdist that can cross the
+# health check's budget for the first draws without the strategies being at fault.
 _COMMON: dict[str, Any] = {
     "deadline": None,
     "suppress_health_check": [HealthCheck.too_slow],
@@ -169,6 +170,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line(
             "filterwarnings", f"ignore:{deprecated} is deprecated:DeprecationWarning"
         )
+    # A failing case's repr is its reproducer, full arrays included, by design; Hypothesis
+    # warns when a repr passes 50 kB, and under "error" the warning would replace the report.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:Generating overly large repr:hypothesis.errors.HypothesisWarning"
+    )
     impl_name = config.getoption("impl")
     try:
         importlib.import_module(impl_name)

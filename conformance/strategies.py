@@ -48,6 +48,7 @@ __all__ = [
     "Conv2DCase",
     "CrossEntropyCase",
     "DenseCase",
+    "Field",
     "FlattenCase",
     "PoolCase",
     "SoftmaxCase",
@@ -140,13 +141,11 @@ class Call(NamedTuple):
         return f"{callee}.{self.op}({', '.join(parts)})"
 
 
-def render_reproducer(
-    call: Call, *, callee: str = "refcnn", imports: Sequence[str] = (), note: str = ""
-) -> str:
-    """Python source that rebuilds ``call``'s arrays and makes the call (``note`` as a comment)."""
-    lines = ["import numpy as np, refcnn", *imports]
+def render_reproducer(call: Call, *, note: str = "") -> str:
+    """Python source that rebuilds ``call``'s arrays and calls refcnn (``note`` as a comment)."""
+    lines = ["import numpy as np, refcnn"]
     lines += [f"{name} = {format_array(value)}" for name, value in call.arrays().items()]
-    lines.append(call.render(callee) + (f"  # {note}" if note else ""))
+    lines.append(call.render("refcnn") + (f"  # {note}" if note else ""))
     return "\n".join(lines)
 
 
@@ -388,32 +387,93 @@ VALUE_PROFILES = ("integers", "normal", "wide", "distinct")
 POOL_PROFILES = ("integers", "integers", "negative", "normal", "distinct", "wide")
 
 
-def _fill(rng: np.random.Generator, shape: tuple[int, ...], profile: str, zeros: float) -> Array:
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix(z: Array) -> Array:
+    """Apply the splitmix64 finalizer elementwise (uint64 array arithmetic wraps silently)."""
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return np.asarray(z ^ (z >> np.uint64(31)))
+
+
+class Field:
+    """Index-keyed pseudo-random values: the generator behind every array of a case.
+
+    The value at multi-index ``i`` of the ``k``-th request depends only on ``(seed, k, i)``,
+    not on the shape, so when Hypothesis shrinks a shape the surviving elements keep their
+    values and a failure caused by one element survives the shrink: reproducers come out
+    small. The methods mirror the few of :class:`numpy.random.Generator` the strategies use.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.requests = 0
+
+    def random(self, shape: tuple[int, ...]) -> Array:
+        """Draw uniform floats in [0, 1)."""
+        self.requests += 1
+        size = math.prod(shape)
+        # Python-int arithmetic for the stream offset: NumPy warns on uint64 *scalar* overflow.
+        stream = np.uint64((0x9E3779B97F4A7C15 * self.requests) % 2**64)
+        key = _splitmix(np.full(size, self.seed, dtype=np.uint64) + stream)
+        for index in np.indices(shape, dtype=np.uint64).reshape(len(shape), size):
+            key = _splitmix(key + _GOLDEN * (index + np.uint64(1)))
+        uniform: Array = (key >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        return uniform.reshape(shape)
+
+    def integers(self, low: int, high: int, shape: tuple[int, ...]) -> Array:
+        """Draw integers in ``[low, high)`` (int64)."""
+        return np.asarray(low + np.floor(self.random(shape) * (high - low)), dtype=np.int64)
+
+    def uniform(self, low: float, high: float, shape: tuple[int, ...]) -> Array:
+        """Draw uniform floats in ``[low, high)``."""
+        return np.asarray(low + (high - low) * self.random(shape))
+
+    def standard_normal(self, shape: tuple[int, ...]) -> Array:
+        """Draw standard normal floats (Box-Muller)."""
+        radius = np.sqrt(-2.0 * np.log1p(-self.random(shape)))
+        return np.asarray(radius * np.cos(2.0 * np.pi * self.random(shape)))
+
+    def choice(self, options: Sequence[float], shape: tuple[int, ...]) -> Array:
+        """Draw elements of ``options``, uniformly."""
+        return np.asarray(options, dtype=np.float64)[self.integers(0, len(options), shape)]
+
+
+def _fill(rng: Field, shape: tuple[int, ...], profile: str, zeros: float) -> Array:
     """Float64 values of one profile; ``zeros`` is the fraction set to exactly 0.
 
     - ``integers``: -3..3 (exact products and sums, ties, zeros);
     - ``normal``: standard normal;
     - ``wide``: random sign times 10**U(-3, 3) (mixed magnitudes);
-    - ``distinct``: a permutation of a quarter-integer grid (no ties, exact in float32);
+    - ``distinct``: the ranks of uniform draws on a quarter-integer grid (no ties, exact in
+      float32);
     - ``negative``: integers -5..-1 (every value below a zero pad; ties).
     """
-    size = math.prod(shape)
     values: Array
     if profile == "integers":
-        values = rng.integers(-3, 4, size=size).astype(np.float64)
+        values = rng.integers(-3, 4, shape).astype(np.float64)
     elif profile == "normal":
-        values = rng.standard_normal(size)
+        values = rng.standard_normal(shape)
     elif profile == "wide":
-        values = rng.choice([-1.0, 1.0], size=size) * 10.0 ** rng.uniform(-3, 3, size=size)
+        values = rng.choice([-1.0, 1.0], shape) * 10.0 ** rng.uniform(-3, 3, shape)
     elif profile == "negative":
-        values = rng.integers(-5, 0, size=size).astype(np.float64)
+        values = rng.integers(-5, 0, shape).astype(np.float64)
         zeros = 0.0
     else:
-        values = (rng.permutation(size) - size // 2) * 0.25
+        ranks = np.argsort(np.argsort(rng.random(shape), axis=None)).reshape(shape)
+        values = (ranks - ranks.size // 2) * 0.25
         zeros = 0.0
     if zeros:
-        values[rng.random(size) < zeros] = 0.0
-    return values.reshape(shape)
+        values = np.where(rng.random(shape) < zeros, 0.0, values)
+    return np.asarray(values, dtype=np.float64)
+
+
+@st.composite
+def _fields(draw: st.DrawFn) -> Field:
+    return Field(draw(st.integers(0, 2**32 - 1)))
 
 
 @st.composite
@@ -427,7 +487,7 @@ def _float_arrays(
 ) -> Array:
     profile = draw(st.sampled_from(profiles))
     zeros = draw(st.sampled_from([0.0, 0.2, 0.6]))
-    return _fill(draw(_rngs()), shape, profile, zeros)
+    return _fill(draw(_fields()), shape, profile, zeros)
 
 
 def _chance(draw: st.DrawFn, probability: float) -> bool:
@@ -662,14 +722,14 @@ def activation_cases(draw: st.DrawFn, *, op: str) -> ActivationCase:
         msg = f"activation_cases: op must be one of {ACTIVATION_OPS}, got {op!r}"
         raise ValueError(msg)
     shape = draw(_shapes())
-    rng = draw(_rngs())
+    rng = draw(_fields())
     if _chance(draw, 0.25):
-        x = rng.integers(-3, 4, size=shape).astype(np.float64)  # many exact zeros
+        x = rng.integers(-3, 4, shape).astype(np.float64)  # many exact zeros
     else:
         x = rng.standard_normal(shape) * draw(st.sampled_from([1.0, 4.0, 30.0]))
-    specials = np.array([0.0, -0.0, 1e-20, -1e-20, 20.0, -20.0, 100.0, -100.0, 0.5, -0.5])
+    specials = [0.0, -0.0, 1e-20, -1e-20, 20.0, -20.0, 100.0, -100.0, 0.5, -0.5]
     mask = rng.random(shape) < draw(st.sampled_from([0.0, 0.3, 0.3]))
-    x = np.where(mask, rng.choice(specials, size=shape), x)
+    x = np.where(mask, rng.choice(specials, shape), x)
     dy = draw(_float_arrays(shape)) if op.endswith("backward") else None
     return ActivationCase(op, np.asarray(x, dtype=np.float64), dy)
 
@@ -694,15 +754,15 @@ def _logits(draw: st.DrawFn, shape: tuple[int, ...], axis: int) -> Array:
     last two make ``exp`` underflow in float32, the last in float64 too, where
     ``log(softmax)`` would give ``-inf``).
     """
-    rng = draw(_rngs())
+    rng = draw(_fields())
     profile = draw(st.sampled_from(["normal", "integers", "rows", "rows"]))
     if profile == "integers":
-        return rng.integers(-3, 4, size=shape).astype(np.float64)
+        return rng.integers(-3, 4, shape).astype(np.float64)
     spread = draw(st.sampled_from([1.0, 10.0, 100.0, 1000.0]))
     z = rng.standard_normal(shape) * spread
     if profile == "rows":
         offset_shape = tuple(1 if a == axis % len(shape) else s for a, s in enumerate(shape))
-        offsets = rng.choice([0.0, 0.0, 50.0, -50.0, 1e4, -1e4], size=offset_shape)
+        offsets = rng.choice([0.0, 0.0, 50.0, -50.0, 1e4, -1e4], offset_shape)
         z = z + offsets
     return np.asarray(z, dtype=np.float64)
 
@@ -736,11 +796,11 @@ _REDUCTION_DRAWS = (*REDUCTIONS, "mean")
 @st.composite
 def _probabilities(draw: st.DrawFn, shape: tuple[int, ...], axis: int) -> Array:
     """Rows summing to 1 along ``axis``: one-hot, uniform-ish, or peaked down to ~1e-30."""
-    rng = draw(_rngs())
+    rng = draw(_fields())
     kind = draw(st.sampled_from(["onehot", "soft", "peaked"]))
     k = shape[axis]
     if kind == "onehot":
-        hot = rng.integers(0, k, size=shape[:axis] + shape[axis + 1 :])
+        hot = rng.integers(0, k, shape[:axis] + shape[axis + 1 :])
         return np.moveaxis(np.eye(k)[hot], -1, axis)
     z = rng.standard_normal(shape) * (1.0 if kind == "soft" else 25.0)
     return _stable_softmax(z, axis)
@@ -762,13 +822,13 @@ def cross_entropy_cases(draw: st.DrawFn, *, op: str = "cross_entropy") -> CrossE
     pos = axis % len(shape)
     p = draw(_probabilities(shape, pos))
     y = draw(_probabilities(shape, pos))
-    rng = draw(_rngs())
+    rng = draw(_fields())
     zero = rng.random(shape) < draw(st.sampled_from([0.0, 0.3]))
     p = np.where(zero, 0.0, p)
     y = np.where(zero, 0.0, y)
     if _chance(draw, 1 / 6) and p.size:
         # One p = 0 where y > 0: the loss is +inf (its gradient -inf) unless eps clips.
-        flat = int(rng.integers(0, p.size))
+        flat = int(rng.integers(0, p.size, ()))
         p.flat[flat], y.flat[flat] = 0.0, max(y.flat[flat], 0.5)
     reduction = draw(st.sampled_from(_REDUCTION_DRAWS))
     eps = draw(st.sampled_from([None, None, 1e-7, 1e-3]))
@@ -799,11 +859,11 @@ def softmax_cross_entropy_cases(
     axis = draw(st.integers(-len(shape), len(shape) - 1))
     pos, k = axis % len(shape), shape[axis]
     logits = draw(_logits(shape, axis))
-    rng = draw(_rngs())
+    rng = draw(_fields())
     ignore_index: int | None = None
     if _chance(draw, 2 / 3):  # index labels
         row_shape = shape[:pos] + shape[pos + 1 :]
-        labels = rng.integers(0, k, size=row_shape).astype(np.int64)
+        labels = rng.integers(0, k, row_shape)
         ignore_index = draw(st.sampled_from([None, -100, 0]))
         if ignore_index == -100:
             labels = np.where(rng.random(row_shape) < 0.3, -100, labels)
@@ -811,7 +871,7 @@ def softmax_cross_entropy_cases(
         labels = draw(_probabilities(shape, pos))
     weights = None
     if draw(st.booleans()):
-        weights = rng.uniform(0.25, 4.0, size=k)
+        weights = rng.uniform(0.25, 4.0, (k,))
     smoothing = draw(st.sampled_from([0.0, 0.0, 0.1, 0.37, 0.9]))
     reduction = draw(st.sampled_from(_REDUCTION_DRAWS))
     return SoftmaxCrossEntropyCase(
