@@ -134,7 +134,12 @@ def _grads(y: Any, sources: Sequence[Any], dy: Any) -> tuple[Any, ...]:
 
 
 def _nchw(x: Any) -> Any:
-    return x.permute(0, 3, 1, 2).contiguous()
+    # A real copy in NCHW order, not .contiguous(): with C = 1 the permuted view already
+    # counts as contiguous, keeps channels-last strides, and torch 2.13's float32 CPU conv2d
+    # then returns wrong values (x = arange(24).reshape(1, 6, 4, 1), w = ones(4, 4, 1, 1),
+    # stride (1, 3): [120, 162, 248] instead of [120, 184, 248]). Found by the thorough
+    # profile; the fresh copy is what a user building NCHW tensors would pass.
+    return x.permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format)
 
 
 def _nhwc(y: Any) -> Any:
@@ -185,7 +190,7 @@ def _conv(
     dilations: int | Sequence[int],
 ) -> Any:
     xp = tnf.pad(_nchw(x), _pad_arg(geometry))
-    oihw = w.permute(3, 2, 0, 1).contiguous()
+    oihw = w.permute(3, 2, 0, 1).clone(memory_format=torch.contiguous_format)
     return _nhwc(tnf.conv2d(xp, oihw, b, stride=pair(strides), dilation=pair(dilations)))
 
 
