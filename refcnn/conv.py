@@ -13,7 +13,9 @@ gradient of a strided conv with many output channels is exactly that case. The d
 gradient is col2im, the adjoint of im2col, which skips the inserted zeros.
 
 float16 inputs are accumulated in float32 and rounded once at the end; ``object`` arrays of
-``fractions.Fraction`` are computed exactly.
+``fractions.Fraction`` are computed exactly. Integer arrays stay integer and are exact while
+the sums fit the dtype; past that they wrap around as NumPy's integer arithmetic does, so use
+float64 or ``object`` for large values.
 """
 
 from __future__ import annotations
