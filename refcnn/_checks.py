@@ -18,6 +18,7 @@ import numpy.typing as npt
 __all__ = [
     "accumulation_dtype",
     "as_array",
+    "as_floating",
     "as_index_tuple",
     "as_pair",
     "require_same_dtype",
@@ -108,3 +109,30 @@ def accumulation_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     if dtype == np.float16:
         return np.dtype(np.float32)
     return dtype
+
+
+def as_floating(
+    op: str,
+    name: str,
+    value: Any,
+    *,
+    ndim: int | None = None,
+    layout: str = "",
+    exact_ok: bool = False,
+) -> npt.NDArray[Any]:
+    """Like :func:`as_array`, for ops built on ``exp``/``log``: real floating dtypes only.
+
+    With ``exact_ok`` the op needs only ``+ - * /`` and comparisons, so ``object`` arrays of
+    ``fractions.Fraction`` are accepted too. Integers are refused either way: their results
+    (probabilities, gradients of smooth functions) are not integers.
+    """
+    array = as_array(op, name, value, ndim=ndim, layout=layout)
+    if array.dtype.kind == "f" or (exact_ok and array.dtype.kind == "O"):
+        return array
+    expected = (
+        "a real floating or object (Fraction) dtype"
+        if exact_ok
+        else "a real floating dtype (exp and log have no integer or exact rational form)"
+    )
+    msg = f"{op}: {name} must have {expected}, got dtype {array.dtype}"
+    raise TypeError(msg)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from refcnn._checks import accumulation_dtype, as_array, require_same_dtype
+from refcnn._checks import accumulation_dtype, as_array, as_floating, require_same_dtype
 
 __all__ = [
     "relu",
@@ -33,33 +33,6 @@ __all__ = [
 ]
 
 Array = npt.NDArray[Any]
-
-
-def _as_floating(
-    op: str,
-    name: str,
-    value: Any,
-    *,
-    ndim: int | None = None,
-    layout: str = "",
-    exact_ok: bool = False,
-) -> Array:
-    """:func:`as_array` for ops built on ``exp``/``log``: real floating dtypes only.
-
-    With ``exact_ok`` the op needs only ``+ - * /`` and comparisons, so ``object`` arrays of
-    ``fractions.Fraction`` are accepted too. Integers are refused either way: their results
-    (probabilities, gradients of smooth functions) are not integers.
-    """
-    array = as_array(op, name, value, ndim=ndim, layout=layout)
-    if array.dtype.kind == "f" or (exact_ok and array.dtype.kind == "O"):
-        return array
-    expected = (
-        "a real floating or object (Fraction) dtype"
-        if exact_ok
-        else "a real floating dtype (exp and log have no integer or exact rational form)"
-    )
-    msg = f"{op}: {name} must have {expected}, got dtype {array.dtype}"
-    raise TypeError(msg)
 
 
 def _check_pair(op: str, dy: Array, x: Array) -> None:
@@ -154,7 +127,7 @@ def sigmoid(x: npt.ArrayLike) -> Array:
     and small outputs keep their relative precision (``sigmoid(-800)`` is ``exp(-800)``
     rounded, i.e. 0, not a cancellation).
     """
-    x_arr = _as_floating("sigmoid", "x", x)
+    x_arr = as_floating("sigmoid", "x", x)
     acc = x_arr.astype(accumulation_dtype(x_arr.dtype), copy=False)
     e, non_negative = _logistic_parts(acc)
     y = np.where(non_negative, 1 / (1 + e), e / (1 + e))
@@ -182,8 +155,8 @@ def sigmoid_backward(dy: npt.ArrayLike, x: npt.ArrayLike) -> Array:
     where ``1 - s`` would cancel to 0 (``x > 37`` in float64).
     """
     op = "sigmoid_backward"
-    dy_arr = _as_floating(op, "dy", dy)
-    x_arr = _as_floating(op, "x", x)
+    dy_arr = as_floating(op, "dy", dy)
+    x_arr = as_floating(op, "x", x)
     _check_pair(op, dy_arr, x_arr)
     acc = accumulation_dtype(x_arr.dtype)
     e, _ = _logistic_parts(x_arr.astype(acc, copy=False))
@@ -210,7 +183,7 @@ def tanh(x: npt.ArrayLike) -> Array:
     ``y[i] = (exp(x[i]) - exp(-x[i])) / (exp(x[i]) + exp(-x[i]))``, evaluated by ``np.tanh``
     (which never overflows).
     """
-    x_arr = _as_floating("tanh", "x", x)
+    x_arr = as_floating("tanh", "x", x)
     acc = x_arr.astype(accumulation_dtype(x_arr.dtype), copy=False)
     return np.asarray(np.tanh(acc)).astype(x_arr.dtype, copy=False)
 
@@ -236,8 +209,8 @@ def tanh_backward(dy: npt.ArrayLike, x: npt.ArrayLike) -> Array:
     past ``|x| = 710``) and no cancellation (``1 - tanh**2`` is 0 past ``|x| = 19``).
     """
     op = "tanh_backward"
-    dy_arr = _as_floating(op, "dy", dy)
-    x_arr = _as_floating(op, "x", x)
+    dy_arr = as_floating(op, "dy", dy)
+    x_arr = as_floating(op, "x", x)
     _check_pair(op, dy_arr, x_arr)
     acc = x_arr.astype(accumulation_dtype(x_arr.dtype), copy=False)
     with np.errstate(under="ignore"):

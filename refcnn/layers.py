@@ -584,40 +584,41 @@ class Flatten(Layer):
         return flatten_backward(dy, cache, axis=1), {}
 
 
-class ReLU(Layer):
+class _Elementwise(Layer):
+    """An activation without parameters: its function of ``x``, and the gradient from ``x``."""
+
+    _function: Callable[[Array], Array]
+    _gradient: Callable[[Array, Array], Array]
+
+    def _forward(self, x: Array) -> tuple[Array, Any]:
+        return self._function(x), x
+
+    def _backward(self, dy: Array, cache: Any) -> tuple[Array, dict[str, Array]]:
+        return self._gradient(dy, cache), {}
+
+
+class ReLU(_Elementwise):
     """Rectified linear unit: :func:`refcnn.relu`."""
 
     kind = "relu"
-
-    def _forward(self, x: Array) -> tuple[Array, Any]:
-        return relu(x), x
-
-    def _backward(self, dy: Array, cache: Any) -> tuple[Array, dict[str, Array]]:
-        return relu_backward(dy, cache), {}
+    _function = staticmethod(relu)
+    _gradient = staticmethod(relu_backward)
 
 
-class Sigmoid(Layer):
+class Sigmoid(_Elementwise):
     """Logistic sigmoid: :func:`refcnn.sigmoid`."""
 
     kind = "sigmoid"
-
-    def _forward(self, x: Array) -> tuple[Array, Any]:
-        return sigmoid(x), x
-
-    def _backward(self, dy: Array, cache: Any) -> tuple[Array, dict[str, Array]]:
-        return sigmoid_backward(dy, cache), {}
+    _function = staticmethod(sigmoid)
+    _gradient = staticmethod(sigmoid_backward)
 
 
-class Tanh(Layer):
+class Tanh(_Elementwise):
     """Hyperbolic tangent: :func:`refcnn.tanh`."""
 
     kind = "tanh"
-
-    def _forward(self, x: Array) -> tuple[Array, Any]:
-        return tanh(x), x
-
-    def _backward(self, dy: Array, cache: Any) -> tuple[Array, dict[str, Array]]:
-        return tanh_backward(dy, cache), {}
+    _function = staticmethod(tanh)
+    _gradient = staticmethod(tanh_backward)
 
 
 class Softmax(Layer):

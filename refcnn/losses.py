@@ -32,8 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from refcnn._checks import accumulation_dtype, as_array, require_same_dtype
-from refcnn.activations import _as_floating
+from refcnn._checks import accumulation_dtype, as_array, as_floating, require_same_dtype
 from refcnn.softmax import _class_input, _log_softmax, _softmax
 
 __all__ = [
@@ -92,7 +91,7 @@ def _probability_inputs(
     op: str, p: Any, y: Any, *, axis: Any, reduction: Any, eps: Any, exact_ok: bool
 ) -> _ProbabilityInputs:
     p_arr, ax = _class_input(op, "p", p, axis, exact_ok=exact_ok)
-    y_arr = _as_floating(op, "y", y, exact_ok=exact_ok)
+    y_arr = as_floating(op, "y", y, exact_ok=exact_ok)
     require_same_dtype(op, p=p_arr, y=y_arr)
     if y_arr.shape != p_arr.shape:
         msg = f"{op}: y must have shape {p_arr.shape} (the shape of p), got {y_arr.shape}"
@@ -302,7 +301,7 @@ def _logit_inputs(
     acc = accumulation_dtype(z.dtype)
     w = np.ones(num_classes, dtype=acc)
     if weights is not None:
-        w_arr = _as_floating(op, "weights", weights, ndim=1, layout="(K,), one per class")
+        w_arr = as_floating(op, "weights", weights, ndim=1, layout="(K,), one per class")
         require_same_dtype(op, logits=z, weights=w_arr)
         if w_arr.shape != (num_classes,):
             msg = (

@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from refcnn._checks import accumulation_dtype, require_same_dtype
-from refcnn.activations import _as_floating
+from refcnn._checks import accumulation_dtype, as_floating, require_same_dtype
 
 __all__ = ["log_softmax", "softmax", "softmax_backward", "softmax_jacobian"]
 
@@ -50,7 +49,7 @@ def _class_input(
     op: str, name: str, value: Any, axis: Any, *, exact_ok: bool = False
 ) -> tuple[Array, int]:
     """Check an input that has a class axis: ``ndim >= 1``; return it and the axis in range."""
-    array = _as_floating(op, name, value, exact_ok=exact_ok)
+    array = as_floating(op, name, value, exact_ok=exact_ok)
     if array.ndim == 0:
         msg = f"{op}: {name} must have at least 1 dimension (the class axis), got shape ()"
         raise ValueError(msg)
@@ -220,7 +219,7 @@ def softmax_backward(dp: npt.ArrayLike, p: npt.ArrayLike, axis: int = -1) -> Arr
     """
     op = "softmax_backward"
     p_arr, ax = _class_input(op, "p", p, axis, exact_ok=True)
-    dp_arr = _as_floating(op, "dp", dp, exact_ok=True)
+    dp_arr = as_floating(op, "dp", dp, exact_ok=True)
     require_same_dtype(op, dp=dp_arr, p=p_arr)
     if dp_arr.shape != p_arr.shape:
         msg = f"{op}: dp must have shape {p_arr.shape} (the shape of p), got {dp_arr.shape}"
