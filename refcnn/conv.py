@@ -10,7 +10,8 @@ give the same sums: im2col (a strided window view flattened into a matrix, then 
 chunk by batch chunk) when one image's buffer is small, and a loop over the ``KH * KW`` kernel
 taps (one GEMM per tap, each on a strided view) when it would be large — the zero-inserted
 gradient of a strided conv with many output channels is exactly that case. The default input
-gradient is col2im, the adjoint of im2col, which skips the inserted zeros.
+gradient skips the inserted zeros: either the textbook route split by phase (polyphase) or
+col2im, the adjoint of im2col, whichever moves less data for the channel counts.
 
 float16 inputs are accumulated in float32 and rounded once at the end; ``object`` arrays of
 ``fractions.Fraction`` are computed exactly. Integer arrays stay integer and are exact while
@@ -47,13 +48,14 @@ __all__ = [
 Array = npt.NDArray[Any]
 IntPair = int | tuple[int, int]
 
-# Above this many bytes the im2col matrix is replaced by a loop over kernel taps; 64 MiB
-# keeps the working set near one forward im2col buffer on the shapes the benchmarks use.
+# Above this many bytes per image the im2col matrix is replaced by a loop over kernel taps
+# (one GEMM per tap on a strided view), which needs no buffer at all.
 _IM2COL_MAX_BYTES = 64 * 2**20
-# im2col/col2im run over batch chunks of at most this many column bytes (at least one image),
-# which bounds memory without the slow tap loop. ~2 MiB (cache-sized) is 1.3-1.9x faster with
-# a single-threaded BLAS but 2-6x slower with a threaded one on a busy host (many small GEMMs).
-_CHUNK_BYTES = _IM2COL_MAX_BYTES
+# im2col, col2im and the filter gradient run over batch chunks of about this many column
+# bytes (at least one image). A chunk that stays in the L2 cache is reused there by the GEMM
+# and the scatter instead of going through memory: on the benchmark shapes 2 MiB was 1.1-1.5x
+# faster than one 64 MiB chunk with one BLAS thread and with two (2-core Xeon, 2 MiB L2).
+_CHUNK_BYTES = 2 * 2**20
 
 
 def _batch_chunks(n: int, bytes_per_image: int) -> list[slice]:
@@ -310,29 +312,120 @@ def _backward_input_rot180(
 def _backward_input_col2im(
     dy: Array, w: Array, input_shape: tuple[int, ...], setup: _Setup
 ) -> Array:
-    """Input gradient as the adjoint of im2col: ``dcols = dy @ W^T``, then col2im.
+    """Input gradient as the adjoint of im2col: ``dcols = W dy^T``, then col2im.
 
-    ``dcols[n,i,j,p,q,c] = sum_o dy[n,i,j,o] w[p,q,c,o]`` is the gradient of the im2col
+    ``dcols[p,q,c,(n,i,j)] = sum_o w[p,q,c,o] dy[n,i,j,o]`` is the gradient of the im2col
     matrix; each entry goes back (``+=``) to the padded-input pixel its column read,
     ``xp[n, i*sh + p*dh, j*sw + q*dw, c]``, and the pads are cut off at the end.
+
+    The scatter is where the time goes, so it runs on channel-first phase planes: the padded
+    rows and columns are split by their remainder modulo the stride, and every tap adds a
+    contiguous ``(OH, OW)`` block into one plane. In NHWC the same add would move ``C``
+    elements at a time (3 for an RGB input), strided by the convolution's stride.
     """
     kh, kw, c, o = w.shape
     n, oh, ow, _ = dy.shape
     (top, bottom), (left, right) = setup.geometry.pads
     h, wid = input_shape[1], input_shape[2]
-    dxp = np.zeros((n, h + top + bottom, wid + left + right, c), dtype=dy.dtype)
+    hp, wp = h + top + bottom, wid + left + right
+    (sh, sw), (dh, dw) = setup.strides, setup.dilations
     if dy.size == 0 or c == 0:
-        return dxp[:, top : top + h, left : left + wid]
-    w_t = w.reshape(kh * kw * c, o).T
+        return np.zeros((n, h, wid, c), dtype=dy.dtype)
+    planes = {
+        (a, b): np.zeros((n, c, -(-(hp - a) // sh), -(-(wp - b) // sw)), dtype=dy.dtype)
+        for a in range(min(sh, hp))
+        for b in range(min(sw, wp))
+    }
+    w_flat = w.reshape(kh * kw * c, o)
     for chunk in _batch_chunks(n, oh * ow * kh * kw * c * dy.itemsize):
-        part = dxp[chunk]
-        dcols = (dy[chunk].reshape(-1, o) @ w_t).reshape(part.shape[0], oh, ow, kh, kw, c)
+        rows = (chunk.stop - chunk.start) * oh * ow
+        dcols = (w_flat @ dy[chunk].reshape(rows, o).T).reshape(kh, kw, c, -1, oh, ow)
         for p in range(kh):
+            plane_row, a = divmod(p * dh, sh)
             for q in range(kw):
-                _tap(part, p, q, (oh, ow), setup.strides, setup.dilations)[...] += dcols[
-                    :, :, :, p, q
-                ]
+                plane_col, b = divmod(q * dw, sw)
+                planes[a, b][chunk, :, plane_row : plane_row + oh, plane_col : plane_col + ow] += (
+                    dcols[p, q].transpose(1, 0, 2, 3)
+                )
+    dxp = np.empty((n, hp, wp, c), dtype=dy.dtype)
+    for (a, b), plane in planes.items():
+        dxp[:, a::sh, b::sw] = plane.transpose(0, 2, 3, 1)
     return np.ascontiguousarray(dxp[:, top : top + h, left : left + wid])
+
+
+class _Phase(NamedTuple):
+    """The input rows (or columns) ``first + stride*u`` and the kernel taps that reach them."""
+
+    first: int
+    taps: list[int]
+    before: int  # leading pad of dy for the phase's stride-1 correlation (negative = crop)
+    after: int
+    dilation: int
+    length: int
+
+
+def _phases(
+    n_in: int, n_out: int, kernel: int, stride: int, dilation: int, pad: int
+) -> list[_Phase]:
+    """Split one axis of the transposed convolution by output phase.
+
+    Input index ``x = first + stride*u`` is read by tap ``p`` of window ``i`` when
+    ``i*stride + p*dilation - pad = x``, i.e. only taps with ``p*dilation - pad - first``
+    divisible by ``stride``, at ``i = u - k_p`` with ``k_p = (p*dilation - pad - first) / stride``.
+    Those ``k_p`` are evenly spaced, so the phase is a stride-1 correlation of ``dy`` (padded
+    by ``k_last`` before) with the reversed taps at dilation ``k_{j+1} - k_j``.
+    """
+    phases = []
+    for first in range(min(stride, n_in)):
+        taps = [p for p in range(kernel) if (p * dilation - pad - first) % stride == 0]
+        length = -(-(n_in - first) // stride)
+        if not taps:
+            continue
+        offsets = [(p * dilation - pad - first) // stride for p in taps]
+        step = offsets[1] - offsets[0] if len(offsets) > 1 else 1
+        before = offsets[-1]
+        after = length + (len(taps) - 1) * step - before - n_out
+        phases.append(_Phase(first, taps, before, after, step, length))
+    return phases
+
+
+def _backward_input_polyphase(
+    dy: Array, w: Array, input_shape: tuple[int, ...], setup: _Setup
+) -> Array:
+    """Run the rot180 route split by phase, so no inserted zero is ever multiplied.
+
+    The zero-inserted ``dy`` of a stride-``s`` convolution, correlated with ``rot180(w)``,
+    only ever pairs a real entry with the taps ``p`` that have ``p*d - pad`` in the output
+    row's residue class modulo ``s``. Grouping the input rows and columns by residue (``s*s``
+    phases) leaves, per phase, a stride-1 correlation of the (padded) ``dy`` with that
+    phase's sub-kernel, rotated and with in/out channels swapped. At stride 1 this is exactly
+    the textbook route. It beats col2im when ``dy`` has no more channels than the input has
+    (its im2col buffer is built from ``dy``; col2im scatters ``KH*KW`` times into ``dx``).
+    """
+    kh, kw, c, _ = w.shape
+    n, oh, ow, _ = dy.shape
+    (top, _), (left, _) = setup.geometry.pads
+    h, wid = input_shape[1], input_shape[2]
+    dx = np.zeros((n, h, wid, c), dtype=dy.dtype)
+    if dy.size == 0 or c == 0:
+        return dx
+    row_phases = _phases(h, oh, kh, setup.strides[0], setup.dilations[0], top)
+    col_phases = _phases(wid, ow, kw, setup.strides[1], setup.dilations[1], left)
+    for rows in row_phases:
+        for cols in col_phases:
+            w_sub = w[np.ix_(rows.taps[::-1], cols.taps[::-1])].transpose(0, 1, 3, 2)
+            dyp = _pad_or_crop(dy, ((rows.before, rows.after), (cols.before, cols.after)))
+            dx[:, rows.first :: setup.strides[0], cols.first :: setup.strides[1]] = _correlate(
+                dyp, w_sub, (rows.length, cols.length), (1, 1), (rows.dilation, cols.dilation)
+            )
+    return dx
+
+
+_INPUT_GRADIENT_ROUTES = {
+    "col2im": _backward_input_col2im,
+    "polyphase": _backward_input_polyphase,
+    "rot180": _backward_input_rot180,
+}
 
 
 def _check_dy(op: str, dy: Array, expected: tuple[int, ...], what: str) -> None:
@@ -349,7 +442,7 @@ def conv2d_backward_input(
     strides: IntPair = 1,
     padding: PaddingLike = "VALID",
     dilations: IntPair = 1,
-    method: Literal["col2im", "rot180"] = "col2im",
+    method: Literal["auto", "col2im", "polyphase", "rot180"] = "auto",
 ) -> Array:
     """Gradient of :func:`conv2d` with respect to its input.
 
@@ -363,8 +456,10 @@ def conv2d_backward_input(
         Shape of the forward input.
     strides, padding, dilations
         As given to the forward call.
-    method : {"col2im", "rot180"}
-        Which of the two equivalent routes runs (see Notes); the default is the fast one.
+    method : {"auto", "col2im", "polyphase", "rot180"}
+        Which of the equivalent routes runs (see Notes). ``"auto"`` (the default) picks the
+        faster of ``"col2im"`` and ``"polyphase"`` for the shapes; ``"rot180"`` is the
+        textbook route, kept as the readable reference.
 
     Returns
     -------
@@ -380,15 +475,23 @@ def conv2d_backward_input(
     ``dy``, pad by ``(K-1)*d`` minus the forward's leading pad (and after it up to the input's
     end, so rows no window covered get exactly 0), then correlate at stride 1 and dilation
     ``d`` with ``w`` rotated 180 degrees and its in/out channels swapped:
-    ``w_rot[p,q,o,c] = w[KH-1-p, KW-1-q, c, o]``.
+    ``w_rot[p,q,o,c] = w[KH-1-p, KW-1-q, c, o]``. ``1 - 1/(sh*sw)`` of its multiplications
+    hit an inserted zero.
 
-    ``method="col2im"`` (the default) computes the same sums without the zeros the first
-    route multiplies (``1 - 1/(sh*sw)`` of its work): ``dcols = dy @ W^T`` is the gradient of
-    the im2col matrix, and each of its entries is added back to the input pixel its column
-    read. The tests check that the two routes agree exactly in rational arithmetic.
+    ``method="polyphase"`` is the same route without those zeros: input rows and columns
+    are grouped by their remainder modulo the stride, and each of the ``sh*sw`` groups is a
+    stride-1 correlation of ``dy`` with the taps that reach it (at stride 1 it is exactly
+    the textbook route). ``method="col2im"`` computes ``dcols = dy @ W^T``, the gradient of
+    the im2col matrix, and adds each of its entries back to the input pixel its column
+    read. ``"auto"`` takes polyphase when ``O <= 2*C`` (the im2col buffer it builds from
+    ``dy`` is then no bigger than twice what col2im scatters) and col2im otherwise. The
+    tests check that all routes agree exactly in rational arithmetic.
     """
-    if method not in ("col2im", "rot180"):
-        msg = f"conv2d_backward_input: method must be 'col2im' or 'rot180', got {method!r}"
+    if method not in _INPUT_GRADIENT_ROUTES and method != "auto":
+        msg = (
+            "conv2d_backward_input: method must be 'auto', 'col2im', 'polyphase' or 'rot180', "
+            f"got {method!r}"
+        )
         raise ValueError(msg)
     op = "conv2d_backward_input"
     dy_arr = as_array(op, "dy", dy, ndim=4, layout="(N, OH, OW, O)")
@@ -403,7 +506,9 @@ def conv2d_backward_input(
         f"input_shape {shape} and filter shape {w_arr.shape}",
     )
     acc = accumulation_dtype(dy_arr.dtype)
-    route = _backward_input_col2im if method == "col2im" else _backward_input_rot180
+    if method == "auto":
+        method = "polyphase" if w_arr.shape[3] <= 2 * w_arr.shape[2] else "col2im"
+    route = _INPUT_GRADIENT_ROUTES[method]
     dx = route(dy_arr.astype(acc, copy=False), w_arr.astype(acc, copy=False), shape, setup)
     return dx.astype(dy_arr.dtype, copy=False)
 

@@ -231,11 +231,11 @@ def test_im2col_and_tap_formulations_agree_exactly(case: ConvCase, seed: int) ->
     dx_columns = conv_module._backward_input_rot180(dy, w, x.shape, setup, method="im2col")
     dx_taps = conv_module._backward_input_rot180(dy, w, x.shape, setup, method="taps")
     assert (dx_columns == dx_taps).all()
-    # The default col2im route and the textbook rot180 route are the same sums.
-    dx_col2im = refcnn.conv2d_backward_input(dy, w, x.shape, **kwargs_of(case))
-    dx_rot180 = refcnn.conv2d_backward_input(dy, w, x.shape, **kwargs_of(case), method="rot180")
-    assert (dx_col2im == dx_columns).all()
-    assert (dx_rot180 == dx_columns).all()
+    # Every input-gradient route (and the default choice between them) is the same sums.
+    for method in ("auto", "col2im", "polyphase", "rot180"):
+        dx = refcnn.conv2d_backward_input(dy, w, x.shape, **kwargs_of(case), method=method)
+        assert dx.shape == x.shape, method
+        assert (dx == dx_columns).all(), method
 
 
 @given(conv_cases(max_side=7), st.integers(0, 2**32 - 1))
@@ -383,11 +383,11 @@ def test_nan_and_inf_propagate() -> None:
     assert y[0, 0, 1, 0] == 0
 
 
-@pytest.mark.parametrize("method", ["col2im", "rot180"])
+@pytest.mark.parametrize("method", ["auto", "col2im", "polyphase", "rot180"])
 def test_large_strided_input_gradient_stays_small_in_memory(method: str) -> None:
     # Zero-inserting dy for this case and taking im2col of it would need ~2.5 GB
     # (8*112*112 rows x 7*7*64 columns); the tap formulation of the textbook route keeps the
-    # peak near 0.2 GB and col2im near its (8*56*56, 7*7*3) column-gradient matrix.
+    # peak near 0.2 GB, col2im and polyphase work batch chunk by batch chunk.
     rng = np.random.default_rng(0)
     w = rng.standard_normal((7, 7, 3, 64))
     dy = rng.standard_normal((8, 56, 56, 64))
@@ -487,7 +487,7 @@ X, W = np.zeros((1, 5, 5, 2)), np.zeros((3, 3, 2, 4))
                 np.zeros((1, 3, 3, 4)), W, (1, 5, 5, 2), method="fft"
             ),
             ValueError,
-            "method must be 'col2im' or 'rot180'",
+            "method must be 'auto', 'col2im', 'polyphase' or 'rot180'",
         ),
         (
             lambda: refcnn.conv2d_backward(np.zeros((1, 2, 2, 4)), X, W),
