@@ -299,20 +299,75 @@ def max_pool2d_backward(
     if dy_arr.size == 0:
         return dx.astype(dy_arr.dtype, copy=False)
     g = dy_arr.astype(acc, copy=False)
-    y = _max_pool(x_arr, setup)
-    y_is_nan = _isnan(y)
-    routed = np.zeros(y.shape, dtype=bool)  # window already gave its gradient away
-    # Walking the taps in row-major order, the first tap whose element equals the window max
-    # (or is NaN when the max is NaN) takes the gradient; later equal elements find it taken.
+    taps = _taps(x_arr.shape, setup)
+    winner = _first_max_taps(x_arr, setup, taps)
+    if g.dtype.kind == "f" and g.dtype.itemsize <= 8:
+        # One scatter-add (np.bincount, summing in float64) of every window's gradient onto
+        # its winner's flat index: one pass, where the tap loop below makes KH*KW passes over
+        # dy-sized arrays. Integer, long double and object gradients stay on the exact loop.
+        flat = _flat_input_index(x_arr.shape, setup, winner)
+        summed = np.bincount(flat.ravel(), weights=g.ravel(), minlength=dx.size)
+        result: Array = summed.reshape(dx.shape).astype(dy_arr.dtype, copy=False)
+        return result
     # Within one tap distinct outputs read distinct inputs, so `+=` on the slice is safe.
-    for tap in _taps(x_arr.shape, setup):
-        values = _block(x_arr, tap.inp)
-        y_block = _block(y, tap.out)
-        hits = (values == y_block) | (_isnan(values) & _block(y_is_nan, tap.out))
-        hits &= ~_block(routed, tap.out)
-        _block(routed, tap.out)[...] |= hits
-        _block(dx, tap.inp)[...] += np.where(hits, _block(g, tap.out), 0)
+    for index, tap in enumerate(taps):
+        chosen = _block(winner, tap.out) == index
+        _block(dx, tap.inp)[...] += np.where(chosen, _block(g, tap.out), 0)
     return dx.astype(dy_arr.dtype, copy=False)
+
+
+def _flat_input_index(input_shape: tuple[int, ...], setup: _Setup, tap_index: Array) -> Array:
+    """Return the flat NHWC index of the input element each window reads at ``tap_index``."""
+    n, h, w, c = input_shape
+    (top, _), (left, _) = setup.geometry.pads
+    out_h, out_w = setup.geometry.out_hw
+    tap_offset = np.add.outer(np.arange(setup.ksize[0]) * (w * c), np.arange(setup.ksize[1]) * c)
+    # The corner of a padded window is outside the input (a negative row or column), but
+    # corner + offset of a real tap is inside it.
+    corner = (
+        ((np.arange(out_h) * setup.strides[0] - top) * (w * c))[:, None, None]
+        + ((np.arange(out_w) * setup.strides[1] - left) * c)[None, :, None]
+        + np.arange(c)
+    )
+    flat: Array = tap_offset.ravel()[tap_index]
+    flat += corner
+    flat += (np.arange(n) * (h * w * c))[:, None, None, None]
+    return flat
+
+
+def _first_max_taps(x: Array, setup: _Setup, taps: list[_Tap]) -> Array:
+    """Return, per window, the row-major index ``p*KW + q`` of its first maximum.
+
+    A NaN counts as the maximum and the first NaN wins, as in :func:`max_pool2d_backward`.
+    One pass over the taps keeps a running maximum and moves the winner only on a strict
+    ``>``, so ties stay with the earlier tap.
+    """
+    (top, _), (left, _) = setup.geometry.pads
+    out_h, out_w = setup.geometry.out_hw
+    # Seed with the window's first real element, as _max_pool does: clamping the window's
+    # corner into the input gives the first real row and column, i.e. the first real tap in
+    # row-major order, so every tap met later has a larger index than the seed's.
+    corner_rows = np.arange(out_h) * setup.strides[0] - top
+    corner_cols = np.arange(out_w) * setup.strides[1] - left
+    rows = np.clip(corner_rows, 0, x.shape[1] - 1)
+    cols = np.clip(corner_cols, 0, x.shape[2] - 1)
+    best = x[:, rows[:, None], cols[None, :], :]
+    seed_tap = (rows - corner_rows)[:, None] * setup.ksize[1] + (cols - corner_cols)[None, :]
+    index_dtype = np.min_scalar_type(len(taps))
+    winner = np.empty(best.shape, dtype=index_dtype)
+    winner[...] = seed_tap.astype(index_dtype)[None, :, :, None]
+    has_nan = bool(_isnan(x).any())
+    for index, tap in enumerate(taps):
+        values, best_block = _block(x, tap.inp), _block(best, tap.out)
+        better = values > best_block
+        if has_nan:
+            better |= _isnan(values) & ~_isnan(best_block)
+        np.maximum(best_block, values, out=best_block)
+        # The winner so far is an earlier tap (index - won >= 0), so this unsigned update
+        # moves it to `index` exactly where `better` holds; a select would branch per element.
+        won = _block(winner, tap.out)
+        won += (index - won) * better
+    return winner
 
 
 def avg_pool2d(

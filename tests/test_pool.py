@@ -528,6 +528,32 @@ def test_max_pool_all_negative_never_pools_to_zero(data: st.DataObject) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@FEW
+@given(st.data(), st.sampled_from([np.float16, np.float32]))
+def test_max_pool_backward_narrow_floats_match_naive_with_ties(
+    data: st.DataObject, dtype: Any
+) -> None:
+    # float16/float32 gradients are summed in float64 by a scatter-add; small integers keep
+    # every sum exact, so any misrouted or dropped window shows up as a difference.
+    case = data.draw(pool_cases())
+    x = data.draw(small_ints(case.shape, -2, 2)).astype(dtype)
+    dy = data.draw(small_ints(case.out_shape(), -9, 9)).astype(dtype)
+    dx = refcnn.max_pool2d_backward(dy, x, case.ksize, **case.kwargs)
+    assert dx.dtype == dtype
+    np.testing.assert_array_equal(dx, _naive.max_pool2d_backward(dy, x, case.ksize, **case.kwargs))
+
+
+def test_max_pool_backward_integer_gradients_stay_exact_beyond_float64() -> None:
+    # 2**60 + 1 is not a float64; overlapping windows sum such gradients in int64 exactly.
+    x = np.zeros((1, 3, 3, 1), dtype=np.int64)
+    x[0, 1, 1, 0] = 1  # the max of all four 2x2 windows
+    dy = np.full((1, 2, 2, 1), 2**60 + 1, dtype=np.int64)
+    dx = refcnn.max_pool2d_backward(dy, x, 2, strides=1)
+    assert dx.dtype == np.int64
+    assert dx[0, 1, 1, 0] == 4 * (2**60 + 1)
+    assert dx.sum() == 4 * (2**60 + 1)
+
+
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.int32, np.int64])
 def test_max_pool_keeps_integer_dtype(dtype: Any) -> None:
     rng = np.random.default_rng(0)
