@@ -244,7 +244,6 @@ class _LogitInputs(NamedTuple):
     dtype: np.dtype[Any]  # the caller's dtype, for the result
     axis: int
     logits: Array  # (*B, K)
-    log_p: Array  # (*B, K) log-softmax of the logits
     weights: Array  # (K,), ones when none were given
     classes: Array | None  # (*B,) class indices (0 where ignored), or None for probabilities
     counted: Array  # (*B,) bool: False where the label is ignore_index
@@ -349,7 +348,6 @@ def _logit_inputs(
         z.dtype,
         ax,
         z_last,
-        _log_softmax(z_last, -1),
         w,
         classes,
         counted,
@@ -371,13 +369,13 @@ def _neg_log_terms(coefficient: Array, log_p: Array) -> Array:
 
 def _targets(inputs: _LogitInputs) -> Array:
     """``t[b, k]``: the smoothed target distribution, shape (*B, K)."""
-    num_classes = inputs.log_p.shape[-1]
+    num_classes = inputs.logits.shape[-1]
     if inputs.probabilities is not None:
         base = inputs.probabilities
     else:
         assert inputs.classes is not None
         every_class = np.arange(num_classes)
-        base = (every_class == inputs.classes[..., np.newaxis]).astype(inputs.log_p.dtype)
+        base = (every_class == inputs.classes[..., np.newaxis]).astype(inputs.logits.dtype)
     if inputs.smoothing == 0:
         return base
     smoothed: Array = (1 - inputs.smoothing) * base + inputs.smoothing / num_classes
@@ -401,6 +399,24 @@ def _sum_of_others(a: Array) -> Array:
     after = np.cumsum(np.concatenate([zero, a[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
     total: Array = before + after
     return total
+
+
+def _one_hot_gradient(p: Array, inputs: _LogitInputs) -> Array:
+    """Evaluate the gradient when ``c[b]`` is ``c_y = m * w[y]`` at ``y`` and 0 elsewhere.
+
+    ``p_j * sum_{k != j} c_k - c_j * sum_{k != j} p_k`` is then ``p_j * c_y`` off the target
+    and ``-c_y * sum_{k != y} p_k`` at it: the same values without the four prefix sums
+    (most of the time of the general form for a thousand classes).
+    """
+    assert inputs.classes is not None
+    target = inputs.classes[..., np.newaxis]
+    c_target = np.where(inputs.counted, inputs.weights[inputs.classes], 0)[..., np.newaxis]
+    others = p.copy()
+    np.put_along_axis(others, target, 0, axis=-1)
+    dz: Array = p * c_target
+    # 0 - x rather than -x: an ignored sample (c_y = 0) gets +0, as from the general form.
+    np.put_along_axis(dz, target, 0 - c_target * np.sum(others, axis=-1, keepdims=True), axis=-1)
+    return dz
 
 
 def softmax_cross_entropy(
@@ -487,21 +503,20 @@ def softmax_cross_entropy(
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
     )
-    num_classes = inputs.log_p.shape[-1]
+    num_classes = inputs.logits.shape[-1]
+    log_p = _log_softmax(inputs.logits, -1)
     denominator = _mean_denominator(inputs)
 
     def reduce(values: Array) -> Array:
         return _reduce(np.where(inputs.counted, values, 0), inputs.reduction, denominator)
 
     if inputs.classes is None:
-        loss = reduce(
-            np.sum(_neg_log_terms(inputs.weights * _targets(inputs), inputs.log_p), axis=-1)
-        )
+        loss = reduce(np.sum(_neg_log_terms(inputs.weights * _targets(inputs), log_p), axis=-1))
     else:
-        picked = np.take_along_axis(inputs.log_p, inputs.classes[..., np.newaxis], axis=-1)
+        picked = np.take_along_axis(log_p, inputs.classes[..., np.newaxis], axis=-1)
         loss = reduce(_neg_log_terms(inputs.weights[inputs.classes], picked[..., 0]))
         if inputs.smoothing > 0:
-            smooth = reduce(np.sum(_neg_log_terms(inputs.weights, inputs.log_p), axis=-1))
+            smooth = reduce(np.sum(_neg_log_terms(inputs.weights, log_p), axis=-1))
             with np.errstate(invalid="ignore"):  # 0 * inf when e == 1 and a logit is -inf
                 loss = (1 - inputs.smoothing) * loss + inputs.smoothing / num_classes * smooth
     return np.asarray(loss).astype(inputs.dtype, copy=False)
@@ -574,11 +589,14 @@ def softmax_cross_entropy_backward(
         label_smoothing=label_smoothing,
     )
     counted = inputs.counted[..., np.newaxis]
-    coefficients = np.where(counted, inputs.weights * _targets(inputs), 0)
     # softmax itself, not exp(log_p): exp multiplies log_p's absolute error into a relative one
     p = _softmax(inputs.logits, -1)
     with np.errstate(invalid="ignore"):  # NaN logits: p is NaN, so is the slice's gradient
-        dz = p * _sum_of_others(coefficients) - coefficients * _sum_of_others(p)
+        if inputs.classes is not None and inputs.smoothing == 0:
+            dz = _one_hot_gradient(p, inputs)
+        else:
+            coefficients = np.where(counted, inputs.weights * _targets(inputs), 0)
+            dz = p * _sum_of_others(coefficients) - coefficients * _sum_of_others(p)
     if inputs.reduction == "mean":
         denominator = _mean_denominator(inputs)
         # 0/0: the mean is undefined, so is its gradient; ignored samples still get exactly 0.
