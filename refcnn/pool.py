@@ -12,7 +12,9 @@ input never pools to 0), for average pooling the pads are at most counted in the
 ``KH * KW`` kernel taps, and tap ``(p, q)`` reads the strided slice of ``x`` that it meets
 inside the input, writing the block of output positions whose window holds that element. The
 working set is a few arrays the size of the output, and integer and ``object`` dtypes need no
-sentinel value.
+sentinel value. The max-pool gradient finds each window's first maximum in one such pass and,
+for floating gradients, sends every window's ``dy`` to it with one scatter-add (summing in
+float64); integer and ``object`` gradients are added tap by tap, exactly.
 
 That needs every window to hold at least one real element, so explicit pads must be smaller
 than the kernel on their axis (TensorFlow's rule too); see :func:`_check_windows_hit_input`.
@@ -294,10 +296,9 @@ def max_pool2d_backward(
         (x_arr.shape[0], *setup.geometry.out_hw, x_arr.shape[3]),
         f"x shape {x_arr.shape}",
     )
-    acc = accumulation_dtype(dy_arr.dtype)
-    dx = np.zeros(x_arr.shape, dtype=acc)
     if dy_arr.size == 0:
-        return dx.astype(dy_arr.dtype, copy=False)
+        return np.zeros(x_arr.shape, dtype=dy_arr.dtype)
+    acc = accumulation_dtype(dy_arr.dtype)
     g = dy_arr.astype(acc, copy=False)
     taps = _taps(x_arr.shape, setup)
     winner = _first_max_taps(x_arr, setup, taps)
@@ -305,10 +306,18 @@ def max_pool2d_backward(
         # One scatter-add (np.bincount, summing in float64) of every window's gradient onto
         # its winner's flat index: one pass, where the tap loop below makes KH*KW passes over
         # dy-sized arrays. Integer, long double and object gradients stay on the exact loop.
-        flat = _flat_input_index(x_arr.shape, setup, winner)
-        summed = np.bincount(flat.ravel(), weights=g.ravel(), minlength=dx.size)
-        result: Array = summed.reshape(dx.shape).astype(dy_arr.dtype, copy=False)
+        # Windows never span images, so batch chunks keep the float64 sums and the index
+        # array near a cache-sized 2 MiB instead of several times the input.
+        n = x_arr.shape[0]
+        step = max(1, 2**18 // (x_arr.size // n))
+        result = np.empty(x_arr.shape, dtype=dy_arr.dtype)
+        for start in range(0, n, step):
+            part = slice(start, min(start + step, n))
+            flat = _flat_input_index(result[part].shape, setup, winner[part])
+            sums = np.bincount(flat.ravel(), weights=g[part].ravel(), minlength=result[part].size)
+            result[part] = sums.reshape(result[part].shape)
         return result
+    dx = np.zeros(x_arr.shape, dtype=acc)
     # Within one tap distinct outputs read distinct inputs, so `+=` on the slice is safe.
     for index, tap in enumerate(taps):
         chosen = _block(winner, tap.out) == index

@@ -543,6 +543,24 @@ def test_max_pool_backward_narrow_floats_match_naive_with_ties(
     np.testing.assert_array_equal(dx, _naive.max_pool2d_backward(dy, x, case.ksize, **case.kwargs))
 
 
+@pytest.mark.parametrize("padding", ["VALID", "SAME", "SAME_LOWER"])
+def test_max_pool_backward_float_scatter_matches_integer_loop_across_batch_chunks(
+    padding: str,
+) -> None:
+    # Images of 128*128*8 elements make the float path scatter 2 images at a time, so 5 images
+    # cross two chunk boundaries; int64 takes the tap loop. Small integers: both are exact.
+    rng = np.random.default_rng(7)
+    x = rng.integers(-3, 4, size=(5, 128, 128, 8))
+    y = refcnn.max_pool2d(x, 3, strides=2, padding=padding)
+    dy = rng.integers(-9, 10, size=y.shape)
+    by_loop = refcnn.max_pool2d_backward(dy, x, 3, strides=2, padding=padding)
+    by_scatter = refcnn.max_pool2d_backward(
+        dy.astype(np.float64), x.astype(np.float64), 3, strides=2, padding=padding
+    )
+    assert by_loop.dtype == np.int64
+    np.testing.assert_array_equal(by_scatter, by_loop)
+
+
 def test_max_pool_backward_integer_gradients_stay_exact_beyond_float64() -> None:
     # 2**60 + 1 is not a float64; overlapping windows sum such gradients in int64 exactly.
     x = np.zeros((1, 3, 3, 1), dtype=np.int64)
