@@ -117,9 +117,10 @@ def _pad_or_crop(x: Array, pads: ExplicitPads) -> Array:
     if min(top, bottom, left, right) >= 0:
         if not (top or bottom or left or right):
             return x
-        zero = x.dtype.type(0) if x.dtype != object else 0
-        widths = ((0, 0), (top, bottom), (left, right), (0, 0))
-        return np.pad(x, widths, mode="constant", constant_values=zero)
+        n, h, w, c = x.shape
+        padded = np.zeros((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+        padded[:, top : top + h, left : left + w] = x
+        return padded
     n, h, w, c = x.shape
     out_h, out_w = h + top + bottom, w + left + right
     out = np.zeros((n, max(out_h, 0), max(out_w, 0), c), dtype=x.dtype)
@@ -186,18 +187,23 @@ def _correlate(
     """
     n, (kh, kw, c, o) = xp.shape[0], w.shape
     rows = n * out_hw[0] * out_hw[1]
-    out = np.zeros((n, *out_hw, o), dtype=xp.dtype)
     if rows == 0 or o == 0 or c == 0:
-        return out
+        return np.zeros((n, *out_hw, o), dtype=xp.dtype)
     per_image = out_hw[0] * out_hw[1] * kh * kw * c * xp.itemsize
     if method == "auto":
         method = "im2col" if per_image <= _IM2COL_MAX_BYTES else "taps"
     if method == "im2col":
+        out = np.empty((n, *out_hw, o), dtype=xp.dtype)
         windows = _windows(xp, (kh, kw), out_hw, strides, dilations)
         w_flat = w.reshape(kh * kw * c, o)
         for chunk in _batch_chunks(n, per_image):
-            out[chunk].reshape(-1, o)[...] = windows[chunk].reshape(-1, kh * kw * c) @ w_flat
+            columns = windows[chunk].reshape(-1, kh * kw * c)
+            if out.dtype == object:  # matmul has no out= loop for object arrays
+                out[chunk].reshape(-1, o)[...] = columns @ w_flat
+            else:  # straight into the output: no temporary, no second copy
+                np.matmul(columns, w_flat, out=out[chunk].reshape(-1, o))
         return out
+    out = np.zeros((n, *out_hw, o), dtype=xp.dtype)
     flat_out = out.reshape(rows, o)
     for p in range(kh):
         for q in range(kw):
@@ -406,17 +412,24 @@ def _backward_input_polyphase(
     n, oh, ow, _ = dy.shape
     (top, _), (left, _) = setup.geometry.pads
     h, wid = input_shape[1], input_shape[2]
-    dx = np.zeros((n, h, wid, c), dtype=dy.dtype)
     if dy.size == 0 or c == 0:
-        return dx
+        return np.zeros((n, h, wid, c), dtype=dy.dtype)
     row_phases = _phases(h, oh, kh, setup.strides[0], setup.dilations[0], top)
     col_phases = _phases(wid, ow, kw, setup.strides[1], setup.dilations[1], left)
+
+    def phase_gradient(rows: _Phase, cols: _Phase) -> Array:
+        w_sub = w[np.ix_(rows.taps[::-1], cols.taps[::-1])].transpose(0, 1, 3, 2)
+        dyp = _pad_or_crop(dy, ((rows.before, rows.after), (cols.before, cols.after)))
+        out_hw = (rows.length, cols.length)
+        return _correlate(dyp, w_sub, out_hw, (1, 1), (rows.dilation, cols.dilation))
+
+    if [ph.length for ph in row_phases] == [h] and [ph.length for ph in col_phases] == [wid]:
+        return phase_gradient(row_phases[0], col_phases[0])  # stride 1: one phase, all of dx
+    dx = np.zeros((n, h, wid, c), dtype=dy.dtype)
     for rows in row_phases:
         for cols in col_phases:
-            w_sub = w[np.ix_(rows.taps[::-1], cols.taps[::-1])].transpose(0, 1, 3, 2)
-            dyp = _pad_or_crop(dy, ((rows.before, rows.after), (cols.before, cols.after)))
-            dx[:, rows.first :: setup.strides[0], cols.first :: setup.strides[1]] = _correlate(
-                dyp, w_sub, (rows.length, cols.length), (1, 1), (rows.dilation, cols.dilation)
+            dx[:, rows.first :: setup.strides[0], cols.first :: setup.strides[1]] = phase_gradient(
+                rows, cols
             )
     return dx
 
@@ -607,7 +620,10 @@ def conv2d_backward_bias(dy: npt.ArrayLike) -> Array:
     op = "conv2d_backward_bias"
     dy_arr = as_array(op, "dy", dy, ndim=4, layout="(N, OH, OW, O)")
     acc = accumulation_dtype(dy_arr.dtype)
-    total = dy_arr.astype(acc, copy=False).reshape(-1, dy_arr.shape[3]).sum(axis=0)
+    rows = dy_arr.astype(acc, copy=False).reshape(-1, dy_arr.shape[3])
+    # A matrix-vector product: NumPy's sum over axis 0 walks one O-wide row at a time
+    # (0.9 ms for (32768, 32) float32; BLAS takes 0.1 ms), with the same error bound.
+    total = np.ones(rows.shape[0], dtype=acc) @ rows
     return np.asarray(total).astype(dy_arr.dtype, copy=False)
 
 
