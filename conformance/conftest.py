@@ -56,7 +56,7 @@ from conformance.harness import Harness
 from conformance.report import Collector, load_partials, merge, write_report
 
 FRAMEWORKS = ("torch", "tensorflow")
-DTYPES = ("float64", "float32")
+DTYPES = ("float64", "float32", "float16")
 DISTRIBUTIONS = {"torch": ("torch",), "tensorflow": ("tensorflow", "tensorflow-cpu")}
 PROFILE_ENV = "HYPOTHESIS_PROFILE"
 # pyproject.toml's filterwarnings, for runs where it does not apply. Hypothesis's failure
@@ -158,6 +158,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """Load the profile, resolve the options, reset the partial reports (controller)."""
     profile = os.environ.get(PROFILE_ENV, DEFAULT_PROFILE)
     settings.load_profile(profile)
+    config.addinivalue_line(
+        "markers", "dtypes(*names): run the test only in these of the suite's dtypes"
+    )
     if not config.getini("filterwarnings"):
         # No pyproject applies (python -m conformance, an installed package): keep the
         # project's rule that any warning, NumPy overflow included, fails, with its narrow
@@ -196,7 +199,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not {"framework", "dtype"} <= set(metafunc.fixturenames):
         return
     state = metafunc.config.stash[STATE]
-    params = [(fw, dt) for fw in state.frameworks or ["none"] for dt in DTYPES]
+    marker = metafunc.definition.get_closest_marker("dtypes")
+    dtypes = [dt for dt in DTYPES if marker is None or dt in marker.args]
+    params = [(fw, dt) for fw in state.frameworks or ["none"] for dt in dtypes]
     metafunc.parametrize(("framework", "dtype"), params, ids=[f"{f}-{d}" for f, d in params])
 
 

@@ -111,6 +111,18 @@ def accumulation_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     return dtype
 
 
+def cast_result(result: Any, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    """Round a result carried in :func:`accumulation_dtype` back to the caller's ``dtype``.
+
+    A value beyond the dtype's range becomes ``+-inf``, exactly what computing in that dtype
+    would give; NumPy's "overflow encountered in cast" warning is silenced, as refcnn never
+    warns about a result that IEEE arithmetic represents (float16 overflows easily).
+    """
+    with np.errstate(over="ignore"):
+        cast: npt.NDArray[Any] = np.asarray(result).astype(dtype, copy=False)
+    return cast
+
+
 def as_floating(
     op: str,
     name: str,

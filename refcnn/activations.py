@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from refcnn._checks import accumulation_dtype, as_array, as_floating, require_same_dtype
+from refcnn._checks import (
+    accumulation_dtype,
+    as_array,
+    as_floating,
+    cast_result,
+    require_same_dtype,
+)
 
 __all__ = [
     "relu",
@@ -131,7 +137,7 @@ def sigmoid(x: npt.ArrayLike) -> Array:
     acc = x_arr.astype(accumulation_dtype(x_arr.dtype), copy=False)
     e, non_negative = _logistic_parts(acc)
     y = np.where(non_negative, 1 / (1 + e), e / (1 + e))
-    return y.astype(x_arr.dtype, copy=False)
+    return cast_result(y, x_arr.dtype)
 
 
 def sigmoid_backward(dy: npt.ArrayLike, x: npt.ArrayLike) -> Array:
@@ -162,7 +168,7 @@ def sigmoid_backward(dy: npt.ArrayLike, x: npt.ArrayLike) -> Array:
     e, _ = _logistic_parts(x_arr.astype(acc, copy=False))
     with np.errstate(invalid="ignore"):  # inf * 0 (dy = inf at x = +-inf) is NaN by IEEE
         dx = dy_arr.astype(acc, copy=False) * (e / (1 + e) ** 2)
-    return np.asarray(dx).astype(x_arr.dtype, copy=False)
+    return cast_result(dx, x_arr.dtype)
 
 
 def tanh(x: npt.ArrayLike) -> Array:
@@ -217,4 +223,4 @@ def tanh_backward(dy: npt.ArrayLike, x: npt.ArrayLike) -> Array:
         e = np.exp(-2 * np.abs(acc))
     with np.errstate(invalid="ignore"):  # inf * 0 (dy = inf at x = +-inf) is NaN by IEEE
         dx = dy_arr.astype(acc.dtype, copy=False) * (4 * e / (1 + e) ** 2)
-    return np.asarray(dx).astype(x_arr.dtype, copy=False)
+    return cast_result(dx, x_arr.dtype)

@@ -23,7 +23,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from refcnn._checks import accumulation_dtype, as_array, as_index_tuple, require_same_dtype
+from refcnn._checks import (
+    accumulation_dtype,
+    as_array,
+    as_index_tuple,
+    cast_result,
+    require_same_dtype,
+)
 
 __all__ = ["DenseGradients", "dense", "dense_backward", "flatten", "flatten_backward"]
 
@@ -158,7 +164,7 @@ def dense(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None) ->
             msg = f"{op}: b must have shape ({w_arr.shape[1]},) (one per output), got {b_arr.shape}"
             raise ValueError(msg)
         y = y + b_arr.astype(acc, copy=False)
-    return np.asarray(y).astype(x_arr.dtype, copy=False)
+    return cast_result(y, x_arr.dtype)
 
 
 def dense_backward(dy: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike) -> DenseGradients:
@@ -207,7 +213,7 @@ def dense_backward(dy: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike) -> Den
     dy_acc, x_acc, w_acc = (a.astype(acc, copy=False) for a in (dy_arr, x_arr, w_arr))
     dtype = dy_arr.dtype
     return DenseGradients(
-        np.asarray(dy_acc @ w_acc.T).astype(dtype, copy=False),
-        np.asarray(x_acc.T @ dy_acc).astype(dtype, copy=False),
-        np.asarray(np.sum(dy_acc, axis=0)).astype(dtype, copy=False),
+        cast_result(dy_acc @ w_acc.T, dtype),
+        cast_result(x_acc.T @ dy_acc, dtype),
+        cast_result(np.sum(dy_acc, axis=0), dtype),
     )

@@ -32,7 +32,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from refcnn._checks import accumulation_dtype, as_array, as_floating, require_same_dtype
+from refcnn._checks import (
+    accumulation_dtype,
+    as_array,
+    as_floating,
+    cast_result,
+    require_same_dtype,
+)
 from refcnn.softmax import _class_input, _log_softmax, _softmax
 
 __all__ = [
@@ -159,7 +165,7 @@ def cross_entropy(
     terms = np.where((y_acc == 0) & (p_acc == 0), 0, terms)
     per_sample = -np.sum(terms, axis=inputs.axis)
     count = _sample_count(inputs.p.shape, inputs.axis)
-    return _reduce(per_sample, inputs.reduction, count).astype(inputs.p.dtype, copy=False)
+    return cast_result(_reduce(per_sample, inputs.reduction, count), inputs.p.dtype)
 
 
 def cross_entropy_backward(
@@ -232,7 +238,7 @@ def cross_entropy_backward(
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = -y_acc / denominator
     dp = np.where(fixed, zero, ratio)
-    return np.asarray(dp).astype(inputs.p.dtype, copy=False)
+    return cast_result(dp, inputs.p.dtype)
 
 
 # --- softmax_cross_entropy on logits -------------------------------------------------------
@@ -519,7 +525,7 @@ def softmax_cross_entropy(
             smooth = reduce(np.sum(_neg_log_terms(inputs.weights, log_p), axis=-1))
             with np.errstate(invalid="ignore"):  # 0 * inf when e == 1 and a logit is -inf
                 loss = (1 - inputs.smoothing) * loss + inputs.smoothing / num_classes * smooth
-    return np.asarray(loss).astype(inputs.dtype, copy=False)
+    return cast_result(loss, inputs.dtype)
 
 
 def softmax_cross_entropy_backward(
@@ -601,4 +607,4 @@ def softmax_cross_entropy_backward(
         denominator = _mean_denominator(inputs)
         # 0/0: the mean is undefined, so is its gradient; ignored samples still get exactly 0.
         dz = np.where(counted, np.nan, dz) if denominator == 0 else dz / denominator
-    return np.asarray(np.moveaxis(dz, -1, inputs.axis)).astype(inputs.dtype, copy=False)
+    return cast_result(np.moveaxis(dz, -1, inputs.axis), inputs.dtype)

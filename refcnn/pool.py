@@ -35,6 +35,7 @@ from refcnn._checks import (
     as_array,
     as_index_tuple,
     as_pair,
+    cast_result,
     require_same_dtype,
 )
 from refcnn.padding import Geometry, PaddingLike, normalize_padding, window_geometry
@@ -315,14 +316,14 @@ def max_pool2d_backward(
             part = slice(start, min(start + step, n))
             flat = _flat_input_index(result[part].shape, setup, winner[part])
             sums = np.bincount(flat.ravel(), weights=g[part].ravel(), minlength=result[part].size)
-            result[part] = sums.reshape(result[part].shape)
+            result[part] = cast_result(sums.reshape(result[part].shape), result.dtype)
         return result
     dx = np.zeros(x_arr.shape, dtype=acc)
     # Within one tap distinct outputs read distinct inputs, so `+=` on the slice is safe.
     for index, tap in enumerate(taps):
         chosen = _block(winner, tap.out) == index
         _block(dx, tap.inp)[...] += np.where(chosen, _block(g, tap.out), 0)
-    return dx.astype(dy_arr.dtype, copy=False)
+    return cast_result(dx, dy_arr.dtype)
 
 
 def _flat_input_index(input_shape: tuple[int, ...], setup: _Setup, tap_index: Array) -> Array:
@@ -429,7 +430,7 @@ def avg_pool2d(
     for tap in _taps(x_arr.shape, setup):
         _block(total, tap.out)[...] += _block(xa, tap.inp)
     y = total / _divisors(x_arr.shape, setup, include, acc)
-    return y.astype(x_arr.dtype, copy=False)
+    return cast_result(y, x_arr.dtype)
 
 
 def avg_pool2d_backward(
@@ -481,4 +482,4 @@ def avg_pool2d_backward(
     # overlapping windows reach the same input through different taps and add up.
     for tap in _taps(shape, setup):
         _block(dx, tap.inp)[...] += _block(share, tap.out)
-    return dx.astype(dy_arr.dtype, copy=False)
+    return cast_result(dx, dy_arr.dtype)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from refcnn._checks import accumulation_dtype, as_floating, require_same_dtype
+from refcnn._checks import accumulation_dtype, as_floating, cast_result, require_same_dtype
 
 __all__ = ["log_softmax", "softmax", "softmax_backward", "softmax_jacobian"]
 
@@ -187,7 +187,7 @@ def softmax_jacobian(p: npt.ArrayLike, axis: int = -1) -> Array:
     jacobian = -q[..., :, np.newaxis] * q[..., np.newaxis, :]
     diagonal = np.arange(q.shape[-1])
     jacobian[..., diagonal, diagonal] += q
-    return np.asarray(jacobian).astype(p_arr.dtype, copy=False)
+    return cast_result(jacobian, p_arr.dtype)
 
 
 def softmax_backward(dp: npt.ArrayLike, p: npt.ArrayLike, axis: int = -1) -> Array:
@@ -227,4 +227,4 @@ def softmax_backward(dp: npt.ArrayLike, p: npt.ArrayLike, axis: int = -1) -> Arr
     acc = accumulation_dtype(p_arr.dtype)
     p_acc, dp_acc = p_arr.astype(acc, copy=False), dp_arr.astype(acc, copy=False)
     inner = np.sum(p_acc * dp_acc, axis=ax, keepdims=True)
-    return np.asarray(p_acc * (dp_acc - inner)).astype(p_arr.dtype, copy=False)
+    return cast_result(p_acc * (dp_acc - inner), p_arr.dtype)

@@ -499,3 +499,18 @@ X, W = np.zeros((1, 5, 5, 2)), np.zeros((3, 3, 2, 4))
 def test_bad_input_names_the_argument(call: Any, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+def test_float16_overflow_is_inf_without_warning() -> None:
+    # 486 * 486 = 236196 > 65504: float16 has no such value. The sum is carried in float32
+    # and rounded once; the rounding gives inf, as float16 arithmetic would, and (pytest
+    # runs with warnings as errors) NumPy's "overflow encountered in cast" stays silent.
+    x = np.full((1, 1, 1, 1), 486.0, dtype=np.float16)
+    y = refcnn.conv2d(x, x)
+    assert y.dtype == np.float16
+    assert y[0, 0, 0, 0] == np.inf
+    dy = np.full((1, 1, 1, 1), -486.0, dtype=np.float16)
+    assert refcnn.conv2d_backward_input(dy, x, x.shape)[0, 0, 0, 0] == -np.inf
+    assert refcnn.conv2d_backward_filter(dy, x, x.shape)[0, 0, 0, 0] == -np.inf
+    big = np.full((2, 2, 2, 1), 60000.0, dtype=np.float16)
+    assert refcnn.conv2d_backward_bias(big)[0] == np.inf

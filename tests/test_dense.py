@@ -309,3 +309,13 @@ X, W = np.zeros((2, 3)), np.zeros((3, 4))
 def test_bad_input_names_the_argument(call: Any, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+def test_float16_overflow_is_inf_without_warning() -> None:
+    # 300 * 300 = 90000 > 65504: rounded once from float32 to inf, without NumPy's warning.
+    x = np.full((1, 1), 300.0, dtype=np.float16)
+    assert refcnn.dense(x, x)[0, 0] == np.inf
+    dx, dw, db = refcnn.dense_backward(np.full((2, 1), 60000.0, dtype=np.float16), x[[0, 0]], x)
+    assert dx[0, 0] == np.inf
+    assert dw[0, 0] == np.inf
+    assert db[0] == np.inf

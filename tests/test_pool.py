@@ -833,3 +833,13 @@ avg_pool, avg_back = refcnn.avg_pool2d, refcnn.avg_pool2d_backward
 def test_bad_input_raises(call: Callable[[], object], error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+def test_float16_overflowing_sums_are_inf_without_warning() -> None:
+    # Four overlapping windows send 60000 each to the centre: 240000 is past float16's 65504.
+    x = np.zeros((1, 3, 3, 1), dtype=np.float16)
+    x[0, 1, 1, 0] = 1
+    dy = np.full((1, 2, 2, 1), 60000.0, dtype=np.float16)
+    dx = refcnn.max_pool2d_backward(dy, x, 2, strides=1)
+    assert dx.dtype == np.float16
+    assert dx[0, 1, 1, 0] == np.inf
