@@ -159,28 +159,20 @@ class Tolerance(NamedTuple):
     eta: float  # the smallest subnormal: what one product or rounding can lose to underflow
 
 
+def _row(dtype: type[np.floating[Any]]) -> Tolerance:
+    """Build the TABLE row of a dtype: its eps, floor and eta, and the shared constants."""
+    info = np.finfo(dtype)
+    return Tolerance(
+        eps=float(info.eps),
+        floor=4 * float(info.smallest_normal),
+        c_sum=2.0,
+        c_elem=6.0,
+        eta=float(info.smallest_subnormal),
+    )
+
+
 TABLE: dict[np.dtype[Any], Tolerance] = {
-    np.dtype(np.float64): Tolerance(
-        eps=float(np.finfo(np.float64).eps),
-        floor=4 * float(np.finfo(np.float64).smallest_normal),
-        c_sum=2.0,
-        c_elem=6.0,
-        eta=float(np.finfo(np.float64).smallest_subnormal),
-    ),
-    np.dtype(np.float32): Tolerance(
-        eps=float(np.finfo(np.float32).eps),
-        floor=4 * float(np.finfo(np.float32).smallest_normal),
-        c_sum=2.0,
-        c_elem=6.0,
-        eta=float(np.finfo(np.float32).smallest_subnormal),
-    ),
-    np.dtype(np.float16): Tolerance(
-        eps=float(np.finfo(np.float16).eps),
-        floor=4 * float(np.finfo(np.float16).smallest_normal),
-        c_sum=2.0,
-        c_elem=6.0,
-        eta=float(np.finfo(np.float16).smallest_subnormal),
-    ),
+    np.dtype(dtype): _row(dtype) for dtype in (np.float64, np.float32, np.float16)
 }
 
 
