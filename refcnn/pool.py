@@ -188,18 +188,39 @@ def _isnan(a: Array) -> Array:
     return np.zeros(a.shape, dtype=bool)
 
 
+def _window_corners(setup: _Setup) -> tuple[Array, Array]:
+    """Input row of each window's first kernel row, and column of its first kernel column.
+
+    Negative (or past the input) where the window starts in the padding.
+    """
+    (top, _), (left, _) = setup.geometry.pads
+    out_h, out_w = setup.geometry.out_hw
+    return (
+        np.arange(out_h) * setup.strides[0] - top,
+        np.arange(out_w) * setup.strides[1] - left,
+    )
+
+
+def _seed(x: Array, setup: _Setup) -> tuple[Array, Array]:
+    """Each window's first real element (row-major) and its tap index ``p*KW + q``.
+
+    A window meets the input, so clamping its corner into ``[0, H) x [0, W)`` lands on its
+    first real row and column; seeding a running maximum with it needs no pad value (-inf or
+    a dtype minimum), and every other real tap of the window has a larger index.
+    """
+    corner_rows, corner_cols = _window_corners(setup)
+    rows = np.clip(corner_rows, 0, x.shape[1] - 1)
+    cols = np.clip(corner_cols, 0, x.shape[2] - 1)
+    seed_tap = (rows - corner_rows)[:, None] * setup.ksize[1] + (cols - corner_cols)[None, :]
+    return x[:, rows[:, None], cols[None, :], :], seed_tap
+
+
 def _max_pool(x: Array, setup: _Setup) -> Array:
     """Max over the real elements of each window, NaN-propagating; ``x`` keeps its dtype."""
-    (top, _), (left, _) = setup.geometry.pads
     out_h, out_w = setup.geometry.out_hw
     if x.shape[0] * out_h * out_w * x.shape[3] == 0:
         return np.zeros((x.shape[0], out_h, out_w, x.shape[3]), dtype=x.dtype)
-    # Seed each window with one of its own real elements, the input pixel nearest to the
-    # window's first corner (a window meets the input, so clamping its start row into
-    # [0, H) lands inside it); then no pad value, -inf or dtype minimum, is ever needed.
-    rows = np.clip(np.arange(out_h) * setup.strides[0] - top, 0, x.shape[1] - 1)
-    cols = np.clip(np.arange(out_w) * setup.strides[1] - left, 0, x.shape[2] - 1)
-    y = x[:, rows[:, None], cols[None, :], :]
+    y, _ = _seed(x, setup)
     for tap in _taps(x.shape, setup):
         block = _block(y, tap.out)
         # np.maximum propagates NaN from either side, so a window holding NaN gives NaN.
@@ -329,15 +350,12 @@ def max_pool2d_backward(
 def _flat_input_index(input_shape: tuple[int, ...], setup: _Setup, tap_index: Array) -> Array:
     """Return the flat NHWC index of the input element each window reads at ``tap_index``."""
     n, h, w, c = input_shape
-    (top, _), (left, _) = setup.geometry.pads
-    out_h, out_w = setup.geometry.out_hw
     tap_offset = np.add.outer(np.arange(setup.ksize[0]) * (w * c), np.arange(setup.ksize[1]) * c)
     # The corner of a padded window is outside the input (a negative row or column), but
     # corner + offset of a real tap is inside it.
+    corner_rows, corner_cols = _window_corners(setup)
     corner = (
-        ((np.arange(out_h) * setup.strides[0] - top) * (w * c))[:, None, None]
-        + ((np.arange(out_w) * setup.strides[1] - left) * c)[None, :, None]
-        + np.arange(c)
+        (corner_rows * (w * c))[:, None, None] + (corner_cols * c)[None, :, None] + np.arange(c)
     )
     flat: Array = tap_offset.ravel()[tap_index]
     flat += corner
@@ -352,17 +370,7 @@ def _first_max_taps(x: Array, setup: _Setup, taps: list[_Tap]) -> Array:
     One pass over the taps keeps a running maximum and moves the winner only on a strict
     ``>``, so ties stay with the earlier tap.
     """
-    (top, _), (left, _) = setup.geometry.pads
-    out_h, out_w = setup.geometry.out_hw
-    # Seed with the window's first real element, as _max_pool does: clamping the window's
-    # corner into the input gives the first real row and column, i.e. the first real tap in
-    # row-major order, so every tap met later has a larger index than the seed's.
-    corner_rows = np.arange(out_h) * setup.strides[0] - top
-    corner_cols = np.arange(out_w) * setup.strides[1] - left
-    rows = np.clip(corner_rows, 0, x.shape[1] - 1)
-    cols = np.clip(corner_cols, 0, x.shape[2] - 1)
-    best = x[:, rows[:, None], cols[None, :], :]
-    seed_tap = (rows - corner_rows)[:, None] * setup.ksize[1] + (cols - corner_cols)[None, :]
+    best, seed_tap = _seed(x, setup)
     index_dtype = np.min_scalar_type(len(taps))
     winner = np.empty(best.shape, dtype=index_dtype)
     winner[...] = seed_tap.astype(index_dtype)[None, :, :, None]
