@@ -18,11 +18,25 @@ import numpy.typing as npt
 __all__ = [
     "accumulation_dtype",
     "as_array",
+    "as_axis",
+    "as_bool",
     "as_floating",
     "as_index_tuple",
+    "as_int",
     "as_pair",
+    "as_real",
+    "as_tuple",
+    "cast_result",
+    "check_addressable",
+    "check_upstream_shape",
     "require_same_dtype",
 ]
+
+#: The most bytes refcnn will allocate for one result or workspace array. NumPy's own limit
+#: is the address space (2**63 bytes); past this a request is a mistake (a huge pad, stride
+#: or dilation), and it gets an error naming the argument instead of NumPy's "array is too
+#: big" or a MemoryError after the machine started swapping.
+MAX_ARRAY_BYTES = 2**40
 
 
 def as_array(
@@ -68,28 +82,132 @@ def require_same_dtype(op: str, **arrays: npt.NDArray[Any] | None) -> None:
         raise TypeError(msg)
 
 
-def _as_int(op: str, name: str, value: Any) -> int:
+def as_int(
+    op: str, name: str, value: Any, *, minimum: int | None = None, expected: str = "an int"
+) -> int:
+    """Return ``value`` as a Python int (bools refused), ``>= minimum`` when given.
+
+    ``expected`` words the type error for arguments that also take something else (``"None
+    or an int"``; the caller handles the other case).
+    """
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
-        msg = f"{op}: {name} must be an int, got {value!r} of type {type(value).__name__}"
+        msg = f"{op}: {name} must be {expected}, got {value!r} of type {type(value).__name__}"
         raise TypeError(msg)
-    return operator.index(value)
+    number = operator.index(value)
+    if minimum is not None and number < minimum:
+        msg = f"{op}: {name} must be >= {minimum}, got {number}"
+        raise ValueError(msg)
+    return number
+
+
+def as_bool(op: str, name: str, value: Any) -> bool:
+    """Return ``value`` as a bool; only ``bool`` and ``numpy.bool_`` are accepted."""
+    if not isinstance(value, bool | np.bool_):
+        msg = f"{op}: {name} must be a bool, got {value!r} of type {type(value).__name__}"
+        raise TypeError(msg)
+    return bool(value)
+
+
+def as_real(
+    op: str,
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> float:
+    """Return ``value`` as a float (bools refused), within ``[minimum, maximum]`` when given.
+
+    NaN is refused whenever a bound is given (it compares false with both).
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        msg = f"{op}: {name} must be a real number, got {value!r} of type {type(value).__name__}"
+        raise TypeError(msg)
+    number = float(value)
+    low = -np.inf if minimum is None else minimum
+    high = np.inf if maximum is None else maximum
+    if (minimum is not None or maximum is not None) and not low <= number <= high:
+        if maximum is None:
+            expected = f">= {minimum}"
+        elif minimum is None:
+            expected = f"<= {maximum}"
+        else:
+            expected = f"in [{minimum}, {maximum}]"
+        msg = f"{op}: {name} must be {expected}, got {value!r}"
+        raise ValueError(msg)
+    return number
+
+
+def as_axis(
+    op: str, name: str, value: Any, shape: tuple[int, ...], *, inclusive: bool = False
+) -> int:
+    """Return an axis index in ``[0, ndim)`` for an int in ``[-ndim, ndim)``.
+
+    With ``inclusive`` the axis is a split point in ``[-ndim, ndim]`` (ONNX Flatten's axis),
+    returned in ``[0, ndim]``.
+    """
+    index, ndim = as_int(op, name, value), len(shape)
+    upper = ndim + 1 if inclusive else ndim
+    if not -ndim <= index < upper:
+        bracket = "]" if inclusive else ")"
+        msg = (
+            f"{op}: {name} must be in [-{ndim}, {ndim}{bracket} for an input of shape "
+            f"{shape}, got {value}"
+        )
+        raise ValueError(msg)
+    return index + ndim if index < 0 else index
+
+
+def as_tuple(op: str, name: str, value: Any, *, rank: int, minimum: int = 1) -> tuple[int, ...]:
+    """Normalize an int or ``rank`` ints (one per spatial axis), each ``>= minimum``."""
+    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
+        items = list(value)
+        if len(items) != rank:
+            kind = "a pair (h, w)" if rank == 2 else f"a sequence of {rank} ints"
+            msg = f"{op}: {name} must be an int or {kind}, got {value!r}"
+            raise ValueError(msg)
+        numbers_ = tuple(as_int(op, name, item) for item in items)
+    else:
+        numbers_ = (as_int(op, name, value),) * rank
+    if min(numbers_, default=minimum) < minimum:
+        msg = f"{op}: {name} must be >= {minimum} on each axis, got {value!r}"
+        raise ValueError(msg)
+    return numbers_
 
 
 def as_pair(op: str, name: str, value: Any, *, minimum: int = 1) -> tuple[int, int]:
     """Normalize an int or an ``(h, w)`` pair of ints, each ``>= minimum``."""
-    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
-        items = list(value)
-        if len(items) != 2:
-            msg = f"{op}: {name} must be an int or a pair (h, w), got {value!r}"
-            raise ValueError(msg)
-        pair = (_as_int(op, name, items[0]), _as_int(op, name, items[1]))
-    else:
-        single = _as_int(op, name, value)
-        pair = (single, single)
-    if min(pair) < minimum:
-        msg = f"{op}: {name} must be >= {minimum} on each axis, got {value!r}"
+    first, second = as_tuple(op, name, value, rank=2, minimum=minimum)
+    return (first, second)
+
+
+def check_upstream_shape(
+    op: str, dy: npt.NDArray[Any], expected: tuple[int, ...], what: str, *, name: str = "dy"
+) -> None:
+    """Require an upstream gradient of exactly the forward output's shape: never a broadcast.
+
+    ``what`` says where ``expected`` comes from (``"the shape of x"``, ``"input_shape ..."``).
+    """
+    if dy.shape != tuple(expected):
+        msg = f"{op}: {name} must have shape {tuple(expected)} ({what}), got {dy.shape}"
         raise ValueError(msg)
-    return pair
+
+
+def check_addressable(op: str, name: str, shape: Sequence[int], itemsize: int) -> None:
+    """Refuse to allocate an array of ``shape`` beyond :data:`MAX_ARRAY_BYTES`.
+
+    ``name`` is the argument (or arguments) that made it that large, so the error points at
+    the cause rather than at NumPy's allocator.
+    """
+    size = 1
+    for n in shape:
+        size *= int(n)
+    if size * itemsize > MAX_ARRAY_BYTES:
+        msg = (
+            f"{op}: {name} would need an array of shape {tuple(int(n) for n in shape)} "
+            f"({size * itemsize:.3g} bytes; at most {MAX_ARRAY_BYTES:.3g} are allocated)"
+        )
+        raise ValueError(msg)
 
 
 def as_index_tuple(op: str, name: str, value: Any, *, length: int) -> tuple[int, ...]:
@@ -97,7 +215,7 @@ def as_index_tuple(op: str, name: str, value: Any, *, length: int) -> tuple[int,
     if value is None or isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
         msg = f"{op}: {name} must be a sequence of {length} ints, got {value!r}"
         raise TypeError(msg)
-    items = tuple(_as_int(op, name, v) for v in value)
+    items = tuple(as_int(op, name, v) for v in value)
     if len(items) != length or min(items, default=0) < 0:
         msg = f"{op}: {name} must be {length} non-negative ints, got {value!r}"
         raise ValueError(msg)

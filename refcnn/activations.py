@@ -26,6 +26,7 @@ from refcnn._checks import (
     as_array,
     as_floating,
     cast_result,
+    check_upstream_shape,
     require_same_dtype,
 )
 
@@ -42,11 +43,8 @@ Array = npt.NDArray[Any]
 
 
 def _check_pair(op: str, dy: Array, x: Array) -> None:
-    """``dy`` must be exactly the forward output's shape: never a silent broadcast."""
     require_same_dtype(op, dy=dy, x=x)
-    if dy.shape != x.shape:
-        msg = f"{op}: dy must have shape {x.shape} (the shape of x), got {dy.shape}"
-        raise ValueError(msg)
+    check_upstream_shape(op, dy, x.shape, "the shape of x")
 
 
 def _zero(dtype: np.dtype[Any]) -> Any:

@@ -15,8 +15,6 @@ All ops here need only ``+`` and ``*``: integer dtypes stay integer and ``object
 from __future__ import annotations
 
 import math
-import numbers
-import operator
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -26,6 +24,7 @@ import numpy.typing as npt
 from refcnn._checks import (
     accumulation_dtype,
     as_array,
+    as_axis,
     as_index_tuple,
     cast_result,
     require_same_dtype,
@@ -46,14 +45,7 @@ class DenseGradients(NamedTuple):
 
 def _flat_shape(op: str, shape: tuple[int, ...], axis: Any) -> tuple[int, int]:
     """ONNX ``Flatten`` output shape; ``axis`` is an int in ``[-ndim, ndim]``."""
-    if isinstance(axis, bool | np.bool_) or not isinstance(axis, numbers.Integral):
-        msg = f"{op}: axis must be an int, got {axis!r} of type {type(axis).__name__}"
-        raise TypeError(msg)
-    index, ndim = operator.index(axis), len(shape)
-    if not -ndim <= index <= ndim:
-        msg = f"{op}: axis must be in [-{ndim}, {ndim}] for shape {shape}, got {axis}"
-        raise ValueError(msg)
-    split = index + ndim if index < 0 else index
+    split = as_axis(op, "axis", axis, shape, inclusive=True)
     return math.prod(shape[:split]), math.prod(shape[split:])
 
 

@@ -27,14 +27,13 @@ model dtype.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 import numpy as np
 import numpy.typing as npt
 
-from refcnn._checks import as_pair
+from refcnn._checks import as_int, as_pair
 from refcnn.activations import relu, relu_backward, sigmoid, sigmoid_backward, tanh, tanh_backward
 from refcnn.conv import conv2d, conv2d_backward
 from refcnn.dense import dense, dense_backward, flatten, flatten_backward
@@ -116,16 +115,6 @@ INITIALIZERS: dict[str, Initializer] = {
     "glorot_uniform": glorot_uniform,
     "he_uniform": he_uniform,
 }
-
-
-def _positive_int(owner: str, name: str, value: Any) -> int:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
-        msg = f"{owner}: {name} must be an int, got {value!r} of type {type(value).__name__}"
-        raise TypeError(msg)
-    if value < 1:
-        msg = f"{owner}: {name} must be >= 1, got {value}"
-        raise ValueError(msg)
-    return int(value)
 
 
 def _initializer(owner: str, name: str) -> Initializer:
@@ -367,7 +356,7 @@ class Conv2D(Layer):
     ) -> None:
         super().__init__(name=name)
         owner = "Conv2D"
-        self.filters = _positive_int(owner, "filters", filters)
+        self.filters = as_int(owner, "filters", filters, minimum=1)
         self.kernel_size = as_pair(owner, "kernel_size", kernel_size)
         self.strides = as_pair(owner, "strides", strides)
         self.dilations = as_pair(owner, "dilations", dilations)
@@ -440,7 +429,7 @@ class Dense(Layer):
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
-        self.units = _positive_int("Dense", "units", units)
+        self.units = as_int("Dense", "units", units, minimum=1)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = kernel_initializer
         self._init = _initializer("Dense", kernel_initializer)

@@ -25,8 +25,6 @@ exact on ``object`` arrays of ``fractions.Fraction``.
 from __future__ import annotations
 
 import math
-import numbers
-import operator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -36,7 +34,10 @@ from refcnn._checks import (
     accumulation_dtype,
     as_array,
     as_floating,
+    as_int,
+    as_real,
     cast_result,
+    check_upstream_shape,
     require_same_dtype,
 )
 from refcnn.softmax import _class_input, _log_softmax, _softmax
@@ -58,13 +59,6 @@ def _check_reduction(op: str, reduction: Any) -> str:
         msg = f"{op}: reduction must be one of 'none', 'sum', 'mean', got {reduction!r}"
         raise ValueError(msg)
     return reduction
-
-
-def _real(op: str, name: str, value: Any) -> float:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        msg = f"{op}: {name} must be a real number, got {value!r} of type {type(value).__name__}"
-        raise TypeError(msg)
-    return float(value)
 
 
 def _reduce(values: Array, reduction: str, denominator: Any) -> Array:
@@ -99,10 +93,8 @@ def _probability_inputs(
     p_arr, ax = _class_input(op, "p", p, axis, exact_ok=exact_ok)
     y_arr = as_floating(op, "y", y, exact_ok=exact_ok)
     require_same_dtype(op, p=p_arr, y=y_arr)
-    if y_arr.shape != p_arr.shape:
-        msg = f"{op}: y must have shape {p_arr.shape} (the shape of p), got {y_arr.shape}"
-        raise ValueError(msg)
-    clamp = None if eps is None else _real(op, "eps", eps)
+    check_upstream_shape(op, y_arr, p_arr.shape, "the shape of p", name="y")
+    clamp = None if eps is None else as_real(op, "eps", eps)
     if clamp is not None and not 0 < clamp < 1:
         msg = f"{op}: eps must be None or in (0, 1), got {eps!r}"
         raise ValueError(msg)
@@ -291,18 +283,13 @@ def _logit_inputs(
         msg = f"{op}: logits must have at least one class along axis {ax}, got shape {z.shape}"
         raise ValueError(msg)
     reduction = _check_reduction(op, reduction)
-    smoothing = _real(op, "label_smoothing", label_smoothing)
+    smoothing = as_real(op, "label_smoothing", label_smoothing)
     if not 0 <= smoothing <= 1:
         msg = f"{op}: label_smoothing must be in [0, 1] (as in PyTorch), got {label_smoothing!r}"
         raise ValueError(msg)
     ignored: int | None = None
     if ignore_index is not None:
-        if isinstance(ignore_index, bool | np.bool_) or not isinstance(
-            ignore_index, numbers.Integral
-        ):
-            msg = f"{op}: ignore_index must be None or an int, got {ignore_index!r}"
-            raise TypeError(msg)
-        ignored = operator.index(ignore_index)
+        ignored = as_int(op, "ignore_index", ignore_index, expected="None or an int")
     acc = accumulation_dtype(z.dtype)
     w = np.ones(num_classes, dtype=acc)
     if weights is not None:

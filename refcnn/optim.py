@@ -13,27 +13,17 @@ learning rate, up to rounding.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from refcnn._checks import as_real
+
 __all__ = ["SGD"]
 
 Array = npt.NDArray[Any]
-
-
-def _real(name: str, value: Any, *, minimum: float) -> float:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        msg = f"SGD: {name} must be a real number, got {value!r} of type {type(value).__name__}"
-        raise TypeError(msg)
-    number = float(value)
-    if not number >= minimum:  # also refuses NaN
-        msg = f"SGD: {name} must be >= {minimum}, got {value!r}"
-        raise ValueError(msg)
-    return number
 
 
 class SGD:
@@ -53,8 +43,8 @@ class SGD:
     """
 
     def __init__(self, lr: float, momentum: float = 0.0) -> None:
-        self.lr = _real("lr", lr, minimum=0.0)
-        self.momentum = _real("momentum", momentum, minimum=0.0)
+        self.lr = as_real("SGD", "lr", lr, minimum=0.0)
+        self.momentum = as_real("SGD", "momentum", momentum, minimum=0.0)
         self.velocity: dict[str, Array] = {}
 
     def __repr__(self) -> str:

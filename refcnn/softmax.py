@@ -18,31 +18,22 @@ Dtypes: forward ops need ``exp``/``log``, so they accept real floating dtypes on
 
 from __future__ import annotations
 
-import numbers
-import operator
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from refcnn._checks import accumulation_dtype, as_floating, cast_result, require_same_dtype
+from refcnn._checks import (
+    accumulation_dtype,
+    as_axis,
+    as_floating,
+    cast_result,
+    require_same_dtype,
+)
 
 __all__ = ["log_softmax", "softmax", "softmax_backward", "softmax_jacobian"]
 
 Array = npt.NDArray[Any]
-
-
-def _normalize_axis(op: str, axis: Any, shape: tuple[int, ...]) -> int:
-    """Return ``axis`` in ``[0, ndim)``; it must be an int in ``[-ndim, ndim)``."""
-    if isinstance(axis, bool | np.bool_) or not isinstance(axis, numbers.Integral):
-        msg = f"{op}: axis must be an int, got {axis!r} of type {type(axis).__name__}"
-        raise TypeError(msg)
-    index = operator.index(axis)
-    ndim = len(shape)
-    if not -ndim <= index < ndim:
-        msg = f"{op}: axis must be in [-{ndim}, {ndim}) for an input of shape {shape}, got {axis}"
-        raise ValueError(msg)
-    return index % ndim
 
 
 def _class_input(
@@ -53,7 +44,7 @@ def _class_input(
     if array.ndim == 0:
         msg = f"{op}: {name} must have at least 1 dimension (the class axis), got shape ()"
         raise ValueError(msg)
-    return array, _normalize_axis(op, axis, array.shape)
+    return array, as_axis(op, "axis", axis, array.shape)
 
 
 def _shifted(z: Array, axis: int) -> Array:

@@ -278,7 +278,7 @@ X, W = np.zeros((2, 3)), np.zeros((3, 4))
         (
             lambda: refcnn.flatten(X, 3),
             ValueError,
-            r"flatten: axis must be in \[-2, 2\] for shape \(2, 3\), got 3",
+            r"flatten: axis must be in \[-2, 2\] for an input of shape \(2, 3\), got 3",
         ),
         (lambda: refcnn.flatten(X, -3), ValueError, r"flatten: axis must be in \[-2, 2\]"),
         (lambda: refcnn.flatten(X, 1.0), TypeError, "flatten: axis must be an int, got 1.0"),

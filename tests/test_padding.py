@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from refcnn.padding import axis_geometry, normalize_padding, window_geometry
+from refcnn.padding import axis_geometry, normalize_padding, window_geometry, windows
 
 sizes = st.integers(0, 40)
 kernels = st.integers(1, 7)
@@ -117,3 +117,101 @@ def test_mode_strings_are_case_insensitive() -> None:
 def test_bad_padding_is_named(padding: object, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         normalize_padding("conv2d", padding)
+
+
+# ceil_mode, worked by hand from PyTorch's documented rule (out = ceil((n + pads - e)/s) + 1,
+# minus one when the last window would start at or past n + before).
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "padding", "floor_out", "ceil_out"),
+    [
+        (5, 2, 2, (0, 0), 2, 3),  # the last window holds the 5th element alone
+        (6, 3, 2, (1, 1), 3, 4),  # it starts at padded 6 < n + before = 7: kept
+        (5, 1, 3, (0, 0), 2, 2),  # ceil would give 3, but window 2 starts at 6 >= 5
+        (4, 2, 3, (1, 1), 2, 2),
+        (5, 3, 2, (1, 1), 3, 3),  # exact fit: ceil changes nothing
+        (7, 3, 3, (0, 2), 3, 3),  # ceil gives 3 + 1; that window would start at 9 >= 7
+        (2, 3, 1, (0, 0), 0, 0),  # the kernel does not fit either way
+        (5, 2, 2, "VALID", 2, 3),
+    ],
+)
+def test_ceil_mode_hand_worked(
+    size: int,
+    kernel: int,
+    stride: int,
+    padding: str | tuple[int, int],
+    floor_out: int,
+    ceil_out: int,
+) -> None:
+    assert axis_geometry(size, kernel, stride, 1, padding)[0] == floor_out
+    assert axis_geometry(size, kernel, stride, 1, padding, ceil_mode=True)[0] == ceil_out
+
+
+@given(sizes, kernels, steps, steps, st.integers(0, 6), st.integers(0, 6))
+def test_ceil_mode_windows_start_inside_the_padded_input(
+    size: int, kernel: int, stride: int, dilation: int, before: int, after: int
+) -> None:
+    floor_out = axis_geometry(size, kernel, stride, dilation, (before, after))[0]
+    out, _, _ = axis_geometry(size, kernel, stride, dilation, (before, after), ceil_mode=True)
+    extent = (kernel - 1) * dilation + 1
+    if size and max(before, after) < extent:
+        # Pooling's precondition (no window of padding only in floor mode): ceil mode adds
+        # at most the one partial window at the end.
+        assert floor_out <= out <= floor_out + 1
+        # ... and every window starts before the end padding.
+        assert out == 0 or (out - 1) * stride < size + before
+    resolved = windows(
+        (size,), (kernel,), (stride,), (dilation,), ((before, after),), ceil_mode=True
+    )
+    reach = (out - 1) * stride + extent if out else 0
+    assert resolved.overhang == (max(reach - (size + before + after), 0),)
+    assert (resolved.overhang[0] > 0) == (out > floor_out and reach > size + before + after)
+
+
+@given(sizes, kernels, steps, steps, st.sampled_from(["SAME", "SAME_LOWER"]))
+def test_ceil_mode_is_a_no_op_under_same(
+    size: int, kernel: int, stride: int, dilation: int, mode: str
+) -> None:
+    assert axis_geometry(size, kernel, stride, dilation, mode, ceil_mode=True) == axis_geometry(
+        size, kernel, stride, dilation, mode
+    )
+
+
+@given(
+    st.lists(st.tuples(sizes, kernels, steps, steps), min_size=1, max_size=3),
+    st.sampled_from(["SAME", "SAME_LOWER", "VALID", "explicit"]),
+)
+def test_windows_is_axis_geometry_per_axis(
+    axes: list[tuple[int, int, int, int]], mode: str
+) -> None:
+    padding: str | tuple[tuple[int, int], ...] = mode
+    if mode == "explicit":
+        padding = tuple((k % 3, s % 2) for _, k, s, _ in axes)
+    resolved = windows(
+        [a[0] for a in axes],
+        [a[1] for a in axes],
+        [a[2] for a in axes],
+        [a[3] for a in axes],
+        padding,
+    )
+    for axis, (size, kernel, stride, dilation) in enumerate(axes):
+        axis_padding = padding if isinstance(padding, str) else padding[axis]
+        out, before, after = axis_geometry(size, kernel, stride, dilation, axis_padding)
+        assert resolved.out[axis] == out
+        assert resolved.pads[axis] == (before, after)
+        assert resolved.overhang[axis] == 0
+    assert resolved.rank == len(axes)
+
+
+@pytest.mark.parametrize("rank", [1, 3])
+def test_explicit_padding_has_one_pair_per_axis(rank: int) -> None:
+    pads = tuple((axis, axis + 1) for axis in range(rank))
+    assert normalize_padding("conv", pads, rank) == pads
+    with pytest.raises(ValueError, match=f"{rank} \\(before, after\\) pairs"):
+        normalize_padding("conv", ((1, 1),) * (rank + 1), rank)
+
+
+def test_huge_sizes_stay_exact() -> None:
+    # Python ints: no overflow for sizes no array could have (hostile input is refused by
+    # the ops, not miscomputed here).
+    out, before, after = axis_geometry(4, 3, 1, 10**9, "SAME")
+    assert (out, before, after) == (4, 10**9, 10**9)

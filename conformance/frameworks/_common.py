@@ -14,7 +14,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from refcnn.padding import ExplicitPads, Geometry, normalize_padding, window_geometry
+from refcnn.padding import AxisPads, Geometry, normalize_padding, window_geometry
 
 __all__ = [
     "Array",
@@ -45,7 +45,7 @@ def conv_geometry(
     strides: int | Sequence[int],
     padding: Any,
     dilations: int | Sequence[int],
-) -> tuple[str | ExplicitPads, Geometry]:
+) -> tuple[str | AxisPads, Geometry]:
     """Return the normalized padding and resolved geometry of a conv (NHWC x, HWIO w)."""
     mode = normalize_padding(op, padding)
     geometry = window_geometry(
@@ -64,7 +64,7 @@ def pool_geometry(
     ksize: int | Sequence[int],
     strides: int | Sequence[int] | None,
     padding: Any,
-) -> tuple[str | ExplicitPads, Geometry]:
+) -> tuple[str | AxisPads, Geometry]:
     """Return the normalized padding and geometry of a pool; ``strides=None`` is ``ksize``."""
     mode = normalize_padding(op, padding)
     geometry = window_geometry(
