@@ -6,11 +6,20 @@ Options
     Any importable module exposing the refcnn API (default ``refcnn``). A function it lacks,
     or one that raises ``NotImplementedError``, makes that test a skip reported as "not
     implemented" (and counted in the report), never an error.
-``--framework {torch,tensorflow,all,none}``
-    Frameworks compared against the float64 oracle besides the implementation. ``all``
-    (default) means every installed framework with an adapter in
-    ``conformance/frameworks``; naming one that is not available is a usage error; ``none``
-    compares the implementation with the oracle only (NumPy alone suffices).
+``--framework NAME|all|none``
+    Frameworks compared against the float64 oracle besides the implementation: one of the
+    adapters discovered in ``conformance/frameworks`` (``torch``, ``tensorflow``, ``jax``,
+    ``onnxruntime``, ...). ``all`` (default) means every installed one; naming one that is
+    not available is a usage error; ``none`` compares the implementation with the oracle
+    only (NumPy alone suffices).
+``--device {cpu,cuda}``
+    Where the frameworks run (default ``cpu``). ``cuda`` needs a CUDA device visible to each
+    selected framework (a usage error otherwise); frameworks that only run on the CPU here
+    are left out, with the reason in the report. The report records the device, the CUDA and
+    cuDNN versions and whether TensorFloat-32 was on.
+``--allow-tf32``
+    Let CUDA float32 math use TensorFloat-32 (off by default). Its errors are larger than
+    the float32 bounds allow, and the run shows them as failures.
 ``--report-dir DIR``
     Where ``report.json`` and ``report.md`` go (default ``conformance-report`` in the
     current directory). Under pytest-xdist each worker writes ``DIR/partial/<worker>.json``
@@ -52,12 +61,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+from conformance.frameworks import Adapter, AdapterInfo, discover, load
 from conformance.harness import Harness
+from conformance.ops import DTYPES
 from conformance.report import Collector, load_partials, merge, write_report
 
-FRAMEWORKS = ("torch", "tensorflow")
-DTYPES = ("float64", "float32", "float16")
-DISTRIBUTIONS = {"torch": ("torch",), "tensorflow": ("tensorflow", "tensorflow-cpu")}
+ADAPTERS: dict[str, AdapterInfo] = discover()
 PROFILE_ENV = "HYPOTHESIS_PROFILE"
 # pyproject.toml's filterwarnings, for runs where it does not apply. Hypothesis's failure
 # report walks loaded modules; where mypy is installed that touches mypy_extensions'
@@ -94,6 +103,9 @@ class State:
     report_dir: Path
     profile: str
     worker: str | None
+    device: str = "cpu"
+    adapters: dict[str, Adapter] = dataclasses.field(default_factory=dict)
+    setups: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     collector: Collector = dataclasses.field(default_factory=Collector)
     markdown: str = ""
 
@@ -102,7 +114,7 @@ STATE = pytest.StashKey[State]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Register --impl, --framework and --report-dir."""
+    """Register --impl, --framework, --device, --allow-tf32 and --report-dir."""
     group = parser.getgroup("conformance", "refcnn conformance harness")
     group.addoption(
         "--impl",
@@ -113,9 +125,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--framework",
         default="all",
-        choices=(*FRAMEWORKS, "all", "none"),
-        help="frameworks to compare with the oracle: torch, tensorflow, all (default: every "
-        "installed one) or none (the float64 oracle only)",
+        choices=(*ADAPTERS, "all", "none"),
+        help=f"frameworks to compare with the oracle: {', '.join(ADAPTERS)}, all (default: "
+        "every installed one) or none (the float64 oracle only)",
+    )
+    group.addoption(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="where the frameworks run (default: cpu); cuda needs a visible CUDA device",
+    )
+    group.addoption(
+        "--allow-tf32",
+        action="store_true",
+        help="let CUDA float32 math use TensorFloat-32 (off by default; its larger errors "
+        "then show as failures)",
     )
     group.addoption(
         "--report-dir",
@@ -125,25 +149,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _unavailable(name: str) -> str:
-    """Why framework ``name`` cannot be compared ('' when it can)."""
-    if importlib.util.find_spec(name) is None:
-        return f"{name} is not installed"
-    try:
-        adapter = importlib.util.find_spec(f"conformance.frameworks.{name}")
-    except ModuleNotFoundError:
-        adapter = None
-    if adapter is None:
-        return f"no adapter conformance/frameworks/{name}.py"
-    return ""
-
-
-def _resolve_frameworks(choice: str) -> tuple[list[str], dict[str, str]]:
+def _resolve_frameworks(choice: str, device: str) -> tuple[list[str], dict[str, str]]:
     if choice == "none":
         return [], {}
     chosen, excluded = [], {}
-    for name in FRAMEWORKS if choice == "all" else (choice,):
-        problem = _unavailable(name)
+    for name in ADAPTERS if choice == "all" else (choice,):
+        info = ADAPTERS[name]
+        problem = info.unavailable()
+        if not problem and device not in info.devices:
+            problem = f"{name} runs on {', '.join(info.devices)} only in this suite"
         if problem and choice != "all":
             msg = f"--framework {name}: {problem}"
             raise pytest.UsageError(msg)
@@ -152,6 +166,22 @@ def _resolve_frameworks(choice: str) -> tuple[list[str], dict[str, str]]:
         else:
             chosen.append(name)
     return chosen, excluded
+
+
+def _set_up(
+    frameworks: list[str], device: str, *, allow_tf32: bool
+) -> tuple[dict[str, Adapter], dict[str, dict[str, str]]]:
+    """Import and configure each adapter; a device it cannot use is a usage error."""
+    adapters, setups = {}, {}
+    for name in frameworks:
+        adapter = load(ADAPTERS[name])
+        try:
+            setups[name] = adapter.module.setup(device, allow_tf32=allow_tf32)
+        except RuntimeError as exc:
+            msg = f"--device {device}: {name} cannot use it ({exc})"
+            raise pytest.UsageError(msg) from exc
+        adapters[name] = adapter
+    return adapters, setups
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -184,14 +214,23 @@ def pytest_configure(config: pytest.Config) -> None:
     except ImportError as exc:
         msg = f"--impl {impl_name}: cannot import it ({exc})"
         raise pytest.UsageError(msg) from exc
-    frameworks, excluded = _resolve_frameworks(config.getoption("framework"))
-    if "tensorflow" in frameworks:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ start-up log lines only
+    device = config.getoption("device")
+    if device == "cpu" and config.getoption("allow_tf32"):
+        msg = "--allow-tf32 applies to --device cuda only (CPU float32 math has no TF32)"
+        raise pytest.UsageError(msg)
+    frameworks, excluded = _resolve_frameworks(config.getoption("framework"), device)
+    if device == "cuda" and not frameworks:
+        msg = "--device cuda: no selected framework can run there"
+        raise pytest.UsageError(msg)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up log lines only
+    adapters, setups = _set_up(frameworks, device, allow_tf32=config.getoption("allow_tf32"))
     report_dir = Path(config.invocation_params.dir, config.getoption("report_dir")).resolve()
     worker = getattr(config, "workerinput", {}).get("workerid")
     if worker is None:
         shutil.rmtree(report_dir / "partial", ignore_errors=True)
-    config.stash[STATE] = State(impl_name, frameworks, excluded, report_dir, profile, worker)
+    config.stash[STATE] = State(
+        impl_name, frameworks, excluded, report_dir, profile, worker, device, adapters, setups
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -205,26 +244,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(("framework", "dtype"), params, ids=[f"{f}-{d}" for f, d in params])
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Let ``-k test_<function>`` select one registry function, as per-function tests did."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "op" in callspec.params:
+            item.extra_keyword_matches.add(f"test_{callspec.params['op']}")
+
+
 @pytest.fixture(scope="session")
 def harness(pytestconfig: pytest.Config) -> Harness:
-    """Build the session's harness: implementation, lazily imported adapters, recorder."""
+    """Build the session's harness: implementation, the set-up adapters, recorder."""
     state = pytestconfig.stash[STATE]
-    adapters = {
-        name: importlib.import_module(f"conformance.frameworks.{name}") for name in state.frameworks
-    }
-    not_expressible = None
-    if adapters:
-        not_expressible = importlib.import_module("conformance.frameworks").NotExpressible
     return Harness(
         impl_name=state.impl_name,
         impl=importlib.import_module(state.impl_name),
-        adapters=adapters,
-        not_expressible=not_expressible,
+        adapters=state.adapters,
         recorder=state.collector,
     )
 
 
 def _key(item: pytest.Item) -> tuple[str, str, str] | None:
+    """Return ``(function, framework, dtype)`` of a conformance test item (None for others).
+
+    The registry's test carries the function as its ``op`` parameter; other parametrized
+    conformance tests (the network test) are named ``test_<row name>``.
+    """
     callspec = getattr(item, "callspec", None)
     name = getattr(item, "originalname", "")
     if callspec is None or not name.startswith("test_"):
@@ -232,7 +277,8 @@ def _key(item: pytest.Item) -> tuple[str, str, str] | None:
     params = callspec.params
     if "framework" not in params or "dtype" not in params:
         return None
-    return (name.removeprefix("test_"), str(params["framework"]), str(params["dtype"]))
+    function = str(params["op"]) if "op" in params else name.removeprefix("test_")
+    return (function, str(params["framework"]), str(params["dtype"]))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -264,8 +310,11 @@ def _meta(state: State) -> dict[str, Any]:
     return {
         "impl": state.impl_name,
         "impl_version": str(getattr(impl, "__version__", "")),
-        "frameworks": {name: _version(*DISTRIBUTIONS[name]) for name in state.frameworks},
+        "frameworks": {name: _version(*ADAPTERS[name].distributions) for name in state.frameworks},
         "frameworks_excluded": state.excluded,
+        "device": state.device,
+        "framework_setup": state.setups,
+        "framework_limits": {name: a.limits for name, a in state.adapters.items()},
         "numpy": np.__version__,
         "hypothesis": hypothesis.__version__,
         "pytest": pytest.__version__,

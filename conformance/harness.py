@@ -15,7 +15,8 @@ The implementation under test runs on the D inputs and must
 Each selected framework adapter then runs the same D inputs and must meet the same bound: a
 framework disagreeing with the oracle is a finding and fails until it is explained by a
 documented rule. A case the framework cannot express (its adapter raises
-``NotExpressible``) is counted, never silently skipped. Two documented rules change what a
+``NotExpressible``, or the adapter has no route for the function at all) is counted with
+its reason, never silently skipped. Two documented rules change what a
 framework is compared on (:func:`framework_inputs`), each use counted in the report:
 subnormal inputs are flushed to zero (TensorFlow runs with FTZ/DAZ), and when an adapter's
 ``MAX_POOL_TIE_RULE`` is not ``"first"`` (refcnn sends a max-pool gradient to the first
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from types import ModuleType
 from typing import Any, NamedTuple, NoReturn, Protocol, TypeAlias
 
 import numpy as np
@@ -46,10 +46,11 @@ from hypothesis import target
 
 import refcnn
 from conformance import tolerance
+from conformance.frameworks import Adapter, NotExpressible
+from conformance.ops import bounds, output_names
 from conformance.strategies import Call, format_array
 
 __all__ = [
-    "OUTPUT_NAMES",
     "Case",
     "Harness",
     "Measurement",
@@ -63,27 +64,13 @@ __all__ = [
 
 Array: TypeAlias = npt.NDArray[Any]
 
-#: Names of each function's outputs (single-output functions not listed return ``y``/``dx``).
-OUTPUT_NAMES: dict[str, tuple[str, ...]] = {
-    "conv2d_backward": ("dx", "dw", "db"),
-    "dense_backward": ("dx", "dw", "db"),
-    "conv2d_backward_filter": ("dw",),
-    "conv2d_backward_bias": ("db",),
-    "cross_entropy": ("loss",),
-    "softmax_cross_entropy": ("loss",),
-    "softmax_jacobian": ("jacobian",),
-    "softmax_backward": ("dz",),
-    "cross_entropy_backward": ("dp",),
-    "softmax_cross_entropy_backward": ("dlogits",),
-}
-
-
-def _output_names(op: str) -> tuple[str, ...]:
-    return OUTPUT_NAMES.get(op, ("dx",) if "_backward" in op else ("y",))
-
 
 class Case(Protocol):
-    """A strategies case: it knows its call (float64 arrays)."""
+    """A strategies case: it knows its call (float64 arrays) and a note on its geometry."""
+
+    @property
+    def note(self) -> str:
+        """What the arrays do not show (resolved pads, output size), or ''."""
 
     def call(self) -> Call:
         """Return the API call with float64 inputs."""
@@ -209,7 +196,7 @@ def flush_subnormals(x: Array) -> Array:
     return np.where(_subnormal(x), np.copysign(0.0, x), x).astype(x.dtype)
 
 
-def framework_inputs(call: Call, adapter: ModuleType) -> tuple[Call, list[str]]:
+def framework_inputs(call: Call, adapter: Adapter) -> tuple[Call, list[str]]:
     """Return the inputs a framework is compared on and the documented rules that changed them.
 
     - Subnormal floats are flushed to zero: TensorFlow's CPU kernels run with FTZ/DAZ, so it
@@ -227,7 +214,7 @@ def framework_inputs(call: Call, adapter: ModuleType) -> tuple[Call, list[str]]:
     if flushed:
         call = call.replace(**flushed)
         rules.append(f"subnormal {', '.join(flushed)} flushed to zero (FTZ/DAZ rule)")
-    tie_rule = getattr(adapter, "MAX_POOL_TIE_RULE", "first")
+    tie_rule = adapter.tie_rule
     if call.op == "max_pool2d_backward" and tie_rule != "first":
         x = call.params["x"]
         if np.unique(x).size < x.size:
@@ -252,15 +239,13 @@ class Harness:
         self,
         *,
         impl_name: str,
-        impl: ModuleType,
-        adapters: dict[str, ModuleType],
-        not_expressible: type[BaseException] | None,
+        impl: Any,
+        adapters: dict[str, Adapter],
         recorder: Recorder,
     ) -> None:
         self.impl_name = impl_name
         self.impl = impl
         self.adapters = adapters
-        self.not_expressible_error = not_expressible
         self.recorder = recorder
 
     # -- oracle ------------------------------------------------------------------------------
@@ -282,7 +267,7 @@ class Harness:
         """Run one example: implementation (always) and ``framework`` (unless "none")."""
         __tracebackhide__ = True  # failures show the test and the reproducer, not this code
         call64 = case.call()
-        note = case.note() if hasattr(case, "note") else ""
+        note = case.note
         op = call64.op
         key = (op, framework, dtype)
         dt = np.dtype(dtype)
@@ -292,32 +277,32 @@ class Harness:
         call = call64.cast(dt)
         truth_call = call.cast(np.float64)
         truth = self._truth(truth_call, key)
-        bounds = tolerance.bounds(truth_call, truth, dt)
+        bounds_ = bounds(truth_call, truth, dt)
         impl = _Side("impl", f"{op} of --impl {self.impl_name}", self.impl_name, impl_function)
-        self._compare(impl, call, truth, bounds, dt, key, note, check_inputs=True)
+        self._compare(impl, call, truth, bounds_, dt, key, note, check_inputs=True)
         if framework == "none":
             return
         adapter = self.adapters[framework]
-        function = getattr(adapter, op, None)
+        function = adapter.function(op)
         if function is None:
-            self.recorder.not_expressible(key, f"the {framework} adapter has no {op}")
+            self.recorder.not_expressible(key, adapter.why_not(op))
             return
         call, rules = framework_inputs(call, adapter)
         if rules:
             self.recorder.rule(key, "; ".join(rules))
             truth_call = call.cast(np.float64)
             truth = self._truth(truth_call, key)
-            bounds = tolerance.bounds(truth_call, truth, dt)
+            bounds_ = bounds(truth_call, truth, dt)
             note = "; ".join([note, *rules]) if note else "; ".join(rules)
-        excluded = tolerance.range_limited(bounds, truth, dt)
+        excluded = tolerance.range_limited(bounds_, truth, dt)
         if any(mask.any() for mask in excluded):
             rule = f"{dt} partial sums can overflow: those elements not compared (range rule)"
             self.recorder.rule(key, rule)
             note = "; ".join([note, rule]) if note else rule
-        side = _Side(framework, f"{op} of the {framework} adapter", adapter.__name__, function)
+        side = _Side(framework, f"{op} of the {framework} adapter", framework, function)
         try:
             self._compare(
-                side, call, truth, bounds, dt, key, note, check_inputs=False, excluded=excluded
+                side, call, truth, bounds_, dt, key, note, check_inputs=False, excluded=excluded
             )
         except _NotExpressible as exc:
             self.recorder.not_expressible(key, str(exc.reason))
@@ -338,7 +323,7 @@ class Harness:
         """Call ``side`` on ``call``, check type/shape/dtype/inputs and return the max error."""
         __tracebackhide__ = True
         op = call.op
-        names = _output_names(op)
+        names = output_names(op)
 
         def fail(problem: str, measurement: Measurement | None = None) -> AssertionError:
             return AssertionError(
@@ -355,8 +340,7 @@ class Harness:
                 self._skip_not_implemented(key, f"{side.module}.{op} raised NotImplementedError")
             raise
         except Exception as exc:
-            expressible = self.not_expressible_error
-            if side.who != "impl" and expressible and isinstance(exc, expressible):
+            if side.who != "impl" and isinstance(exc, NotExpressible):
                 raise _NotExpressible(exc) from exc
             if side.who == "impl":
                 self.recorder.example(key)
@@ -411,11 +395,11 @@ def _modified_inputs(before: dict[str, Array], call: Call) -> str:
 
 
 def _as_outputs(op: str, result: Any) -> tuple[Any, ...]:
-    count = len(_output_names(op))
+    count = len(output_names(op))
     if count == 1:
         return (result,)
     if not isinstance(result, tuple | list) or len(result) != count:
-        msg = f"must return a tuple of {count} arrays {_output_names(op)}, got {type(result)}"
+        msg = f"must return a tuple of {count} arrays {output_names(op)}, got {type(result)}"
         raise TypeError(msg)
     return tuple(result)
 
@@ -438,11 +422,17 @@ def reproducer(
     """Python source rebuilding the exact inputs, calling ``side`` and the float64 oracle."""
     if side.module == "refcnn":
         lines = ["import numpy as np, refcnn", "impl = refcnn"]
-    else:
+    elif side.who == "impl":
         lines = [
             "import importlib",
             "import numpy as np, refcnn",
             f"impl = importlib.import_module({side.module!r})",
+        ]
+    else:  # a framework adapter: its backwards are derived, so build the whole adapter
+        lines = [
+            "import numpy as np, refcnn",
+            "from conformance.frameworks import adapter",
+            f"impl = adapter({side.module!r})  # CPU, deterministic, TF32 off",
         ]
     arrays = call.arrays()
     lines += [f"{name} = {format_array(value)}" for name, value in arrays.items()]

@@ -1,23 +1,27 @@
 """Hypothesis strategies for the conformance suite, one plural-noun strategy per API family.
 
-Every strategy returns a NamedTuple *case* holding float64 inputs and the call's keyword
-arguments; ``repr(case)`` is a copy-pasteable reproducer (``import numpy as np, refcnn``, the
-arrays at full precision, the call, the resolved pads), and ``case.call()`` is the
-:class:`Call` the harness casts to the dtype under test and runs.
+A family strategy (``conv2d_cases(op=...)``, ``pool_cases``, ...) draws the named values of
+one example — arrays in float64 and options — for any function of its family: it asks
+refcnn's signature of ``op`` which parameters exist (:func:`parameters`) and draws only
+those. The :class:`Case` it returns builds its :class:`Call` from that same signature
+(:func:`make_call`), so no signature is written twice; ``repr(case)`` is a copy-pasteable
+reproducer (``import numpy as np, refcnn``, the arrays at full precision, the call, the
+resolved pads). Which family serves which function is the op registry's business
+(:mod:`conformance.ops`).
 
-Array *values* come from a NumPy generator seeded by Hypothesis (drawing thousands of
-elements one by one would be slow and Hypothesis' sparse ``fill`` would make most arrays
-constant, which hides kernel flips and transposes). The seed, the value profile and every
-shape, stride, dilation, padding and option are Hypothesis draws, so shrinking still
-minimizes the geometry. The generators are biased toward the corners where wrong
-implementations hide (see ``conformance/selftest``):
+Array *values* come from :class:`Field`, an index-keyed pseudo-random generator seeded by
+Hypothesis (drawing thousands of elements one by one would be slow and Hypothesis' sparse
+``fill`` would make most arrays constant, which hides kernel flips and transposes; keying
+values by index keeps the surviving elements' values when a shape shrinks). The seed, the
+value profile and every shape, stride, dilation, padding and option are Hypothesis draws,
+so shrinking still minimizes the geometry. The generators are biased toward the corners
+where wrong implementations hide (see ``conformance/selftest``):
 
 - geometry: H != W, C != O, N != K drawn independently; strides 1-4 including stride >
   kernel; dilations 1-3 drawn independently of strides (stride > 1 with dilation > 1 on one
   axis, where a gradient can drop the dilation, in about half the cases; 1 is drawn twice as
   often as other values, since TensorFlow cannot express that combination); even kernels;
-  inputs sized
-  so the kernel fits, exactly equals the input, or (VALID) exceeds it, giving an empty
+  inputs sized so the kernel fits, exactly equals the input, or (VALID) exceeds it, giving an empty
   output; every padding mode, with odd total pads (SAME vs SAME_LOWER) about half the time,
   asymmetric explicit pads, and leftover rows no window reads;
 - values: small integers (exact sums, ties in max pooling, exact zeros), normal and
@@ -31,36 +35,35 @@ Arrays stay small (at most :data:`MAX_ELEMENTS` elements) so examples are fast.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 from hypothesis import strategies as st
 
+import refcnn
 from refcnn.padding import axis_geometry, normalize_padding, window_geometry
 
 __all__ = [
     "MAX_ELEMENTS",
-    "ActivationCase",
+    "SHAPE_SOURCES",
     "Call",
-    "Conv2DCase",
-    "CrossEntropyCase",
-    "DenseCase",
+    "Case",
     "Field",
-    "FlattenCase",
-    "PoolCase",
-    "SoftmaxCase",
-    "SoftmaxCrossEntropyCase",
     "activation_cases",
     "conv2d_cases",
     "cross_entropy_cases",
     "dense_cases",
     "flatten_cases",
     "format_array",
+    "make_call",
+    "parameters",
     "pool_cases",
     "render_reproducer",
+    "signature",
     "softmax_cases",
     "softmax_cross_entropy_cases",
 ]
@@ -167,216 +170,71 @@ def _as_pair(value: IntPair) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
-# --- cases -----------------------------------------------------------------------------
+# --- cases: calls built from refcnn's own signatures --------------------------------------
+
+#: Shape parameters a case derives from one of its arrays (``input_shape`` is ``x.shape``).
+SHAPE_SOURCES: dict[str, str] = {"input_shape": "x", "filter_shape": "w"}
 
 
-class Conv2DCase(NamedTuple):
-    """A conv2d forward (``dy`` None) or gradient (``dy`` given, ``b`` None) case."""
-
-    op: str
-    x: Array
-    w: Array
-    b: Array | None
-    dy: Array | None
-    strides: IntPair
-    padding: Padding
-    dilations: IntPair
-
-    def call(self) -> Call:
-        """Return the API call this case makes."""
-        geo = {"strides": self.strides, "padding": self.padding, "dilations": self.dilations}
-        x_shape, w_shape = tuple(self.x.shape), tuple(self.w.shape)
-        builders: dict[str, Callable[[], Call]] = {
-            "conv2d": lambda: Call(self.op, {"x": self.x, "w": self.w, "b": self.b, **geo}, 3),
-            "conv2d_backward_input": lambda: Call(
-                self.op, {"dy": self.dy, "w": self.w, "input_shape": x_shape, **geo}, 3
-            ),
-            "conv2d_backward_filter": lambda: Call(
-                self.op, {"dy": self.dy, "x": self.x, "filter_shape": w_shape, **geo}, 3
-            ),
-            "conv2d_backward_bias": lambda: Call(self.op, {"dy": self.dy}, 1),
-            "conv2d_backward": lambda: Call(
-                self.op, {"dy": self.dy, "x": self.x, "w": self.w, **geo}, 3
-            ),
-        }
-        return builders[self.op]()
-
-    def note(self) -> str:
-        """Describe the resolved pads and output size."""
-        return _geometry_note(
-            (self.x.shape[1], self.x.shape[2]),
-            (self.w.shape[0], self.w.shape[1]),
-            self.strides,
-            self.dilations,
-            self.padding,
-        )
-
-    def __repr__(self) -> str:
-        return render_reproducer(self.call(), note=self.note())
+def signature(op: str) -> inspect.Signature:
+    """Return refcnn's signature of ``op``: the API contract every implementation follows."""
+    return inspect.signature(getattr(refcnn, op))
 
 
-class PoolCase(NamedTuple):
-    """A max/avg pooling forward (``dy`` None) or gradient case."""
-
-    op: str
-    x: Array
-    dy: Array | None
-    ksize: IntPair
-    strides: IntPair | None
-    padding: Padding
-    count_include_pad: bool | None
-
-    def call(self) -> Call:
-        """Return the API call this case makes."""
-        kw: dict[str, Any] = {"strides": self.strides, "padding": self.padding}
-        if self.op.startswith("avg"):
-            kw["count_include_pad"] = self.count_include_pad
-        if self.op in {"max_pool2d", "avg_pool2d"}:
-            return Call(self.op, {"x": self.x, "ksize": self.ksize, **kw}, 2)
-        if self.op == "max_pool2d_backward":
-            return Call(self.op, {"dy": self.dy, "x": self.x, "ksize": self.ksize, **kw}, 3)
-        shape = tuple(self.x.shape)
-        return Call(self.op, {"dy": self.dy, "input_shape": shape, "ksize": self.ksize, **kw}, 3)
-
-    def note(self) -> str:
-        """Describe the resolved pads and output size."""
-        kernel = _as_pair(self.ksize)
-        return _geometry_note(
-            (self.x.shape[1], self.x.shape[2]), kernel, self.strides, 1, self.padding
-        )
-
-    def __repr__(self) -> str:
-        return render_reproducer(self.call(), note=self.note())
+def parameters(op: str) -> frozenset[str]:
+    """Names a case of ``op`` must hold: its parameters and the arrays its shapes come from."""
+    names = set(signature(op).parameters)
+    names |= {SHAPE_SOURCES[n] for n in names if n in SHAPE_SOURCES}
+    return frozenset(names)
 
 
-class DenseCase(NamedTuple):
-    """A dense forward (``dy`` None) or gradient case: ``x`` (N, I), ``w`` (I, O)."""
+def make_call(op: str, values: dict[str, Any]) -> Call:
+    """Build the call of ``op`` from named values, following refcnn's signature of ``op``.
+
+    Every parameter the signature names is taken from ``values`` (a shape parameter from
+    its array, see :data:`SHAPE_SOURCES`), or left to its default when absent; names the
+    signature does not have are ignored, so one family's values serve all its functions.
+    Leading positional parameters are passed positionally up to the first one left out.
+    """
+    params: dict[str, Any] = {}
+    n_positional = 0
+    positional = True
+    for name, parameter in signature(op).parameters.items():
+        if name in values:
+            value = values[name]
+        elif name in SHAPE_SOURCES and SHAPE_SOURCES[name] in values:
+            value = tuple(int(n) for n in values[SHAPE_SOURCES[name]].shape)
+        elif parameter.default is inspect.Parameter.empty:
+            msg = f"make_call: {op} needs {name!r}, the case has {sorted(values)}"
+            raise KeyError(msg)
+        else:
+            positional = False
+            continue
+        params[name] = value
+        if positional and parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            n_positional += 1
+        else:
+            positional = False
+    return Call(op, params, n_positional)
+
+
+class Case(NamedTuple):
+    """One drawn example: the function, its named values (float64 arrays) and a note.
+
+    ``repr(case)`` is the copy-pasteable reproducer; ``note`` carries what the values do
+    not show (the resolved pads and output size of a windowed op).
+    """
 
     op: str
-    x: Array
-    w: Array
-    b: Array | None
-    dy: Array | None
+    values: dict[str, Any]
+    note: str = ""
 
     def call(self) -> Call:
-        """Return the API call this case makes."""
-        if self.op == "dense":
-            return Call(self.op, {"x": self.x, "w": self.w, "b": self.b}, 3)
-        return Call(self.op, {"dy": self.dy, "x": self.x, "w": self.w}, 3)
+        """Return the API call this case makes (see :func:`make_call`)."""
+        return make_call(self.op, self.values)
 
     def __repr__(self) -> str:
-        return render_reproducer(self.call())
-
-
-class FlattenCase(NamedTuple):
-    """A flatten forward (``dy`` None) or gradient case."""
-
-    op: str
-    x: Array
-    dy: Array | None
-    axis: int
-
-    def call(self) -> Call:
-        """Return the API call this case makes."""
-        if self.op == "flatten":
-            return Call(self.op, {"x": self.x, "axis": self.axis}, 1)
-        shape = tuple(self.x.shape)
-        return Call(self.op, {"dy": self.dy, "input_shape": shape, "axis": self.axis}, 2)
-
-    def __repr__(self) -> str:
-        return render_reproducer(self.call())
-
-
-class ActivationCase(NamedTuple):
-    """An elementwise activation forward (``dy`` None) or gradient case."""
-
-    op: str
-    x: Array
-    dy: Array | None
-
-    def call(self) -> Call:
-        """Return the API call this case makes."""
-        if self.dy is None:
-            return Call(self.op, {"x": self.x}, 1)
-        return Call(self.op, {"dy": self.dy, "x": self.x}, 2)
-
-    def __repr__(self) -> str:
-        return render_reproducer(self.call())
-
-
-class SoftmaxCase(NamedTuple):
-    """softmax/log_softmax (on ``z``), softmax_jacobian (on ``p``), softmax_backward (dp, p)."""
-
-    op: str
-    z: Array
-    p: Array
-    dp: Array | None
-    axis: int
-
-    def call(self) -> Call:
-        """Return the API call this case makes."""
-        if self.op in {"softmax", "log_softmax"}:
-            return Call(self.op, {"z": self.z, "axis": self.axis}, 1)
-        if self.op == "softmax_jacobian":
-            return Call(self.op, {"p": self.p, "axis": self.axis}, 1)
-        return Call(self.op, {"dp": self.dp, "p": self.p, "axis": self.axis}, 2)
-
-    def __repr__(self) -> str:
-        return render_reproducer(self.call())
-
-
-class CrossEntropyCase(NamedTuple):
-    """cross_entropy(_backward) on probabilities ``p`` and targets ``y`` (same shape)."""
-
-    op: str
-    p: Array
-    y: Array
-    axis: int
-    reduction: str
-    eps: float | None
-
-    def call(self) -> Call:
-        """Return the API call this case makes."""
-        params = {
-            "p": self.p,
-            "y": self.y,
-            "axis": self.axis,
-            "reduction": self.reduction,
-            "eps": self.eps,
-        }
-        return Call(self.op, params, 2)
-
-    def __repr__(self) -> str:
-        return render_reproducer(self.call())
-
-
-class SoftmaxCrossEntropyCase(NamedTuple):
-    """softmax_cross_entropy(_backward): logits and index (int) or probability (float) labels."""
-
-    op: str
-    logits: Array
-    labels: Array
-    axis: int
-    reduction: str
-    weights: Array | None
-    ignore_index: int | None
-    label_smoothing: float
-
-    def call(self) -> Call:
-        """Return the API call this case makes."""
-        params = {
-            "logits": self.logits,
-            "labels": self.labels,
-            "axis": self.axis,
-            "reduction": self.reduction,
-            "weights": self.weights,
-            "ignore_index": self.ignore_index,
-            "label_smoothing": self.label_smoothing,
-        }
-        return Call(self.op, params, 2)
-
-    def __repr__(self) -> str:
-        return render_reproducer(self.call())
+        return render_reproducer(self.call(), note=self.note)
 
 
 # --- values ------------------------------------------------------------------------------
@@ -559,26 +417,17 @@ def _out_hw(
 
 # --- conv --------------------------------------------------------------------------------
 
-CONV_OPS = (
-    "conv2d",
-    "conv2d_backward_input",
-    "conv2d_backward_filter",
-    "conv2d_backward_bias",
-    "conv2d_backward",
-)
-
 
 @st.composite
-def conv2d_cases(draw: st.DrawFn, *, op: str = "conv2d") -> Conv2DCase:
-    """Cases for ``op``, one of :data:`CONV_OPS`.
+def conv2d_cases(draw: st.DrawFn, *, op: str = "conv2d") -> Case:
+    """Cases for the conv2d family (``conv2d`` and its backward functions).
 
     Kernels 1-6 per axis, dilations 1-3 and strides 1-4 each drawn per axis (about a third of
     the axes strided and dilated at once, where a gradient can drop the dilation), input sides
-    fitting the dilated kernel, equal to it or (VALID) smaller; C, O 1-5; N 0-4.
+    fitting the dilated kernel, equal to it or (VALID) smaller; C, O 1-5; N 0-4. The bias is
+    drawn (half the time) where the function takes one, the upstream ``dy`` where it takes it.
     """
-    if op not in CONV_OPS:
-        msg = f"conv2d_cases: op must be one of {CONV_OPS}, got {op!r}"
-        raise ValueError(msg)
+    names = parameters(op)
     kh, kw = draw(st.integers(1, 6)), draw(st.integers(1, 6))
     # 1 drawn twice as often: TensorFlow cannot express a dilated conv gradient at stride > 1
     # on any axis, so a quarter of the cases are undilated and about one in six unstrided.
@@ -590,42 +439,35 @@ def conv2d_cases(draw: st.DrawFn, *, op: str = "conv2d") -> Conv2DCase:
     padding = _padding(draw, (kh, kw), pool=False)
     oh, ow = _out_hw((h, w), (kh, kw), strides, dilations, padding)
     n = _batch(draw, per_item=max(h * w * c, oh * ow * o))
-    x = draw(_float_arrays((n, h, w, c)))
-    filters = draw(_float_arrays((kh, kw, c, o)))
-    b = dy = None
-    if op == "conv2d":
-        if draw(st.booleans()):
-            b = draw(_float_arrays((o,)))
-    else:
-        dy = draw(_float_arrays((n, oh, ow, o)))
-    return Conv2DCase(
-        op,
-        x,
-        filters,
-        b,
-        dy,
-        _pair_value(draw, strides),
-        padding,
-        _pair_value(draw, dilations),
-    )
+    values: dict[str, Any] = {
+        "x": draw(_float_arrays((n, h, w, c))),
+        "w": draw(_float_arrays((kh, kw, c, o))),
+    }
+    if "b" in names:
+        values["b"] = draw(_float_arrays((o,))) if draw(st.booleans()) else None
+    if "dy" in names:
+        values["dy"] = draw(_float_arrays((n, oh, ow, o)))
+    values |= {
+        "strides": _pair_value(draw, strides),
+        "padding": padding,
+        "dilations": _pair_value(draw, dilations),
+    }
+    note = _geometry_note((h, w), (kh, kw), strides, dilations, padding)
+    return Case(op, values, note)
 
 
 # --- pooling -----------------------------------------------------------------------------
 
-POOL_OPS = ("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward")
-
 
 @st.composite
-def pool_cases(draw: st.DrawFn, *, op: str) -> PoolCase:
-    """Cases for ``op``, one of :data:`POOL_OPS`.
+def pool_cases(draw: st.DrawFn, *, op: str) -> Case:
+    """Cases for the max/avg pooling functions.
 
     Windows 1-6 per axis, strides default (= ksize) or 1-4 per axis (overlapping and gapped
-    windows), explicit pads below the window size, ``count_include_pad`` both ways for avg.
-    Max pooling values are integer-valued half the time, so windows hold tied maxima.
+    windows), explicit pads below the window size, ``count_include_pad`` both ways where the
+    function takes it. Values are integer-valued half the time, so windows hold tied maxima.
     """
-    if op not in POOL_OPS:
-        msg = f"pool_cases: op must be one of {POOL_OPS}, got {op!r}"
-        raise ValueError(msg)
+    names = parameters(op)
     kernel = (draw(st.integers(1, 6)), draw(st.integers(1, 6)))
     strides_pair = kernel
     strides: IntPair | None = None
@@ -637,40 +479,35 @@ def pool_cases(draw: st.DrawFn, *, op: str) -> PoolCase:
     padding = _padding(draw, kernel, pool=True)
     oh, ow = _out_hw((h, w), kernel, strides_pair, (1, 1), padding)
     n = _batch(draw, per_item=h * w * c)
-    x = draw(_float_arrays((n, h, w, c), profiles=POOL_PROFILES))
-    dy = draw(_float_arrays((n, oh, ow, c))) if op.endswith("backward") else None
-    include = draw(st.booleans()) if op.startswith("avg") else None
-    return PoolCase(op, x, dy, _pair_value(draw, kernel), strides, padding, include)
+    values: dict[str, Any] = {"x": draw(_float_arrays((n, h, w, c), profiles=POOL_PROFILES))}
+    if "dy" in names:
+        values["dy"] = draw(_float_arrays((n, oh, ow, c)))
+    values |= {"ksize": _pair_value(draw, kernel), "strides": strides, "padding": padding}
+    if "count_include_pad" in names:
+        values["count_include_pad"] = draw(st.booleans())
+    note = _geometry_note((h, w), kernel, strides, 1, padding)
+    return Case(op, values, note)
 
 
 # --- dense and flatten -------------------------------------------------------------------
 
-DENSE_OPS = ("dense", "dense_backward")
-
 
 @st.composite
-def dense_cases(draw: st.DrawFn, *, op: str = "dense") -> DenseCase:
+def dense_cases(draw: st.DrawFn, *, op: str = "dense") -> Case:
     """Cases for ``dense`` / ``dense_backward``: N 0-6, I 1-12, O 1-8 drawn independently."""
-    if op not in DENSE_OPS:
-        msg = f"dense_cases: op must be one of {DENSE_OPS}, got {op!r}"
-        raise ValueError(msg)
+    names = parameters(op)
     i, o = draw(st.integers(1, 12)), draw(st.integers(1, 8))
     n = _batch(draw, per_item=i, most=6)
-    x, w = draw(_float_arrays((n, i))), draw(_float_arrays((i, o)))
-    b = dy = None
-    if op == "dense":
-        if draw(st.booleans()):
-            b = draw(_float_arrays((o,)))
-    else:
-        dy = draw(_float_arrays((n, o)))
-    return DenseCase(op, x, w, b, dy)
-
-
-FLATTEN_OPS = ("flatten", "flatten_backward")
+    values: dict[str, Any] = {"x": draw(_float_arrays((n, i))), "w": draw(_float_arrays((i, o)))}
+    if "b" in names:
+        values["b"] = draw(_float_arrays((o,))) if draw(st.booleans()) else None
+    if "dy" in names:
+        values["dy"] = draw(_float_arrays((n, o)))
+    return Case(op, values)
 
 
 @st.composite
-def flatten_cases(draw: st.DrawFn, *, op: str = "flatten") -> FlattenCase:
+def flatten_cases(draw: st.DrawFn, *, op: str = "flatten") -> Case:
     """Cases for ``flatten`` / ``flatten_backward`` (ONNX ``Flatten``).
 
     Half the cases are the layer's real use, an NHWC map (N 0-4, H, W, C 1-5 drawn
@@ -678,9 +515,6 @@ def flatten_cases(draw: st.DrawFn, *, op: str = "flatten") -> FlattenCase:
     is wrong exactly when ``C > 1`` and ``H * W > 1``; the rest any rank 0-5 with sides 1-5
     (a 0 on the first axis one time in ten) and any axis in ``[-ndim, ndim]``.
     """
-    if op not in FLATTEN_OPS:
-        msg = f"flatten_cases: op must be one of {FLATTEN_OPS}, got {op!r}"
-        raise ValueError(msg)
     if draw(st.booleans()):
         ndim = 4
         hwc = [draw(st.integers(1, 5)) for _ in range(3)]
@@ -692,17 +526,15 @@ def flatten_cases(draw: st.DrawFn, *, op: str = "flatten") -> FlattenCase:
         if ndim and _chance(draw, 0.1):
             shape = (0, *shape[1:])
         axis = draw(st.integers(-ndim, ndim))
-    x = draw(_float_arrays(shape))
-    dy = None
-    if op == "flatten_backward":
+    values: dict[str, Any] = {"x": draw(_float_arrays(shape)), "axis": axis}
+    if "dy" in parameters(op):
         split = axis + ndim if axis < 0 else axis
-        dy = draw(_float_arrays((math.prod(shape[:split]), math.prod(shape[split:]))))
-    return FlattenCase(op, x, dy, axis)
+        dy_shape = (math.prod(shape[:split]), math.prod(shape[split:]))
+        values["dy"] = draw(_float_arrays(dy_shape))
+    return Case(op, values)
 
 
 # --- activations -------------------------------------------------------------------------
-
-ACTIVATION_OPS = ("relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward")
 
 
 @st.composite
@@ -712,15 +544,12 @@ def _shapes(draw: st.DrawFn, *, min_dims: int = 0, max_dims: int = 4, max_side: 
 
 
 @st.composite
-def activation_cases(draw: st.DrawFn, *, op: str) -> ActivationCase:
-    """Cases for ``op``, one of :data:`ACTIVATION_OPS`: any rank 0-4.
+def activation_cases(draw: st.DrawFn, *, op: str) -> Case:
+    """Cases for the elementwise activations and their backward functions: any rank 0-4.
 
     Values mix exact zeros, tiny (1e-20) and moderate values with saturating ones (|x| up to
     ~100, where sigmoid underflows in float32 and ``1 - tanh**2`` cancels).
     """
-    if op not in ACTIVATION_OPS:
-        msg = f"activation_cases: op must be one of {ACTIVATION_OPS}, got {op!r}"
-        raise ValueError(msg)
     shape = draw(_shapes())
     rng = draw(_fields())
     if _chance(draw, 0.25):
@@ -730,13 +559,13 @@ def activation_cases(draw: st.DrawFn, *, op: str) -> ActivationCase:
     specials = [0.0, -0.0, 1e-20, -1e-20, 20.0, -20.0, 100.0, -100.0, 0.5, -0.5]
     mask = rng.random(shape) < draw(st.sampled_from([0.0, 0.3, 0.3]))
     x = np.where(mask, rng.choice(specials, shape), x)
-    dy = draw(_float_arrays(shape)) if op.endswith("backward") else None
-    return ActivationCase(op, np.asarray(x, dtype=np.float64), dy)
+    values: dict[str, Any] = {"x": np.asarray(x, dtype=np.float64)}
+    if "dy" in parameters(op):
+        values["dy"] = draw(_float_arrays(shape))
+    return Case(op, values)
 
 
 # --- softmax -----------------------------------------------------------------------------
-
-SOFTMAX_OPS = ("softmax", "log_softmax", "softmax_jacobian", "softmax_backward")
 
 
 def _stable_softmax(z: Array, axis: int) -> Array:
@@ -768,26 +597,24 @@ def _logits(draw: st.DrawFn, shape: tuple[int, ...], axis: int) -> Array:
 
 
 @st.composite
-def softmax_cases(draw: st.DrawFn, *, op: str) -> SoftmaxCase:
-    """Cases for ``op``, one of :data:`SOFTMAX_OPS`: rank 1-3, any axis (negative too), K 1-9.
+def softmax_cases(draw: st.DrawFn, *, op: str) -> Case:
+    """Cases for the softmax family: rank 1-3, any axis (negative too), K 1-9.
 
     ``p`` is the softmax of ``z`` (float64), so jacobian/backward get real probability rows,
     including ones with entries that underflow toward 0.
     """
-    if op not in SOFTMAX_OPS:
-        msg = f"softmax_cases: op must be one of {SOFTMAX_OPS}, got {op!r}"
-        raise ValueError(msg)
     shape = draw(_shapes(min_dims=1, max_dims=3, max_side=9))
     axis = draw(st.integers(-len(shape), len(shape) - 1))
     z = draw(_logits(shape, axis))
     p = _stable_softmax(z, axis)
-    dp = draw(_float_arrays(shape)) if op == "softmax_backward" else None
-    return SoftmaxCase(op, z, p, dp, axis)
+    values: dict[str, Any] = {"z": z, "p": p, "axis": axis}
+    if "dp" in parameters(op):
+        values["dp"] = draw(_float_arrays(shape))
+    return Case(op, values)
 
 
 # --- losses ------------------------------------------------------------------------------
 
-CROSS_ENTROPY_OPS = ("cross_entropy", "cross_entropy_backward")
 REDUCTIONS = ("sum", "mean", "none")
 # "mean" (softmax_cross_entropy's default, and where divisors go wrong) is drawn twice as often.
 _REDUCTION_DRAWS = (*REDUCTIONS, "mean")
@@ -807,16 +634,13 @@ def _probabilities(draw: st.DrawFn, shape: tuple[int, ...], axis: int) -> Array:
 
 
 @st.composite
-def cross_entropy_cases(draw: st.DrawFn, *, op: str = "cross_entropy") -> CrossEntropyCase:
+def cross_entropy_cases(draw: st.DrawFn, *, op: str = "cross_entropy") -> Case:
     """Cases for ``cross_entropy(_backward)``: ``p`` and ``y`` probability rows along ``axis``.
 
     Some entries of ``p`` are exactly 0 with ``y`` 0 there too (``0 * log 0 = 0``); in about
     one case in six an entry has ``p = 0`` where ``y > 0`` (an infinite loss), unless ``eps``
     clips ``p`` away from 0.
     """
-    if op not in CROSS_ENTROPY_OPS:
-        msg = f"cross_entropy_cases: op must be one of {CROSS_ENTROPY_OPS}, got {op!r}"
-        raise ValueError(msg)
     shape = draw(_shapes(min_dims=1, max_dims=3, max_side=8))
     axis = draw(st.integers(-len(shape), len(shape) - 1))
     pos = axis % len(shape)
@@ -832,16 +656,11 @@ def cross_entropy_cases(draw: st.DrawFn, *, op: str = "cross_entropy") -> CrossE
         p.flat[flat], y.flat[flat] = 0.0, max(y.flat[flat], 0.5)
     reduction = draw(st.sampled_from(_REDUCTION_DRAWS))
     eps = draw(st.sampled_from([None, None, 1e-7, 1e-3]))
-    return CrossEntropyCase(op, p, y, axis, reduction, eps)
-
-
-SOFTMAX_CROSS_ENTROPY_OPS = ("softmax_cross_entropy", "softmax_cross_entropy_backward")
+    return Case(op, {"p": p, "y": y, "axis": axis, "reduction": reduction, "eps": eps})
 
 
 @st.composite
-def softmax_cross_entropy_cases(
-    draw: st.DrawFn, *, op: str = "softmax_cross_entropy"
-) -> SoftmaxCrossEntropyCase:
+def softmax_cross_entropy_cases(draw: st.DrawFn, *, op: str = "softmax_cross_entropy") -> Case:
     """Cases for ``softmax_cross_entropy(_backward)``.
 
     Logits as for softmax (rows near +-1e4 beside rows near 0), rank 1-3, any axis; labels
@@ -849,12 +668,6 @@ def softmax_cross_entropy_cases(
     when it is set) or probability rows; optional positive per-class ``weights`` (K,);
     ``label_smoothing`` 0 or in (0, 1); every reduction.
     """
-    if op not in SOFTMAX_CROSS_ENTROPY_OPS:
-        msg = (
-            f"softmax_cross_entropy_cases: op must be one of {SOFTMAX_CROSS_ENTROPY_OPS}, "
-            f"got {op!r}"
-        )
-        raise ValueError(msg)
     shape = draw(_shapes(min_dims=1, max_dims=3, max_side=8))
     axis = draw(st.integers(-len(shape), len(shape) - 1))
     pos, k = axis % len(shape), shape[axis]
@@ -874,6 +687,13 @@ def softmax_cross_entropy_cases(
         weights = rng.uniform(0.25, 4.0, (k,))
     smoothing = draw(st.sampled_from([0.0, 0.0, 0.1, 0.37, 0.9]))
     reduction = draw(st.sampled_from(_REDUCTION_DRAWS))
-    return SoftmaxCrossEntropyCase(
-        op, logits, labels, axis, reduction, weights, ignore_index, smoothing
-    )
+    values = {
+        "logits": logits,
+        "labels": labels,
+        "axis": axis,
+        "reduction": reduction,
+        "weights": weights,
+        "ignore_index": ignore_index,
+        "label_smoothing": smoothing,
+    }
+    return Case(op, values)

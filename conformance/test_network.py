@@ -11,15 +11,18 @@ dtype ``D`` under test. Three runs of it:
   (``conv2d``, ``relu``, ``max_pool2d``, ``tanh``, ``flatten``, ``dense``,
   ``softmax_cross_entropy`` and their backward functions) with the SGD update written out,
   in ``D``; for refcnn itself this also checks that the layers compose the functions right;
-- each selected framework's own network and optimizer (PyTorch modules with
-  ``torch.optim.SGD``, Keras layers with ``keras.optimizers.SGD``), in ``D``.
+- each selected framework's own network and optimizer, in ``D``, from its adapter's
+  ``train_network`` (PyTorch modules with ``torch.optim.SGD``, Keras layers with
+  ``keras.optimizers.SGD``, JAX's ``lax`` ops differentiated by ``jax.value_and_grad`` with
+  the update written in ``jnp``); a framework that cannot train (ONNX Runtime is
+  inference-only) is counted as not expressible, with the reason.
 
 Network (NHWC/HWIO)::
 
     Conv2D(4, 3, SAME) -> ReLU -> MaxPool2D(2) -> Conv2D(6, 2, VALID) -> Tanh
     -> Flatten -> Dense(10)        trained with softmax_cross_entropy (mean) on logits
 
-Translation (kept here because it is about a whole model, not one op):
+Translation (in each adapter's ``train_network``):
 
 - PyTorch: kernels HWIO -> OIHW (``transpose(3, 2, 0, 1)``), dense ``(I, O)`` -> ``(O, I)``;
   SAME with a 3x3 stride-1 kernel is the symmetric ``padding=1``. PyTorch's tensors are NCHW,
@@ -56,15 +59,24 @@ on the wrong side, tie routing masked by the ReLU below) are the per-op suite's 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
 from conformance.harness import Harness
+from conformance.network import (
+    BATCH,
+    CLASSES,
+    INPUT_SHAPE,
+    LR,
+    MOMENTUM,
+    PARAMETERS,
+    STEPS,
+    Trajectory,
+)
 from conformance.tolerance import tolerance
 from refcnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Tanh
 from refcnn.model import Sequential, train_step
@@ -72,33 +84,7 @@ from refcnn.optim import SGD
 
 Array = npt.NDArray[Any]
 
-STEPS = 5
-BATCH = 8
-CLASSES = 10
-# Both exactly representable in float32: Keras keeps learning_rate in a floatx (float32)
-# variable and converts the Python momentum to a float32 tensor before casting it to the
-# variable's dtype, so lr=0.05 / momentum=0.9 would really be float32(0.05) / float32(0.9)
-# there (relative errors 1.5e-8 / 2.6e-8, weights off by ~1e-10 after two steps).
-LR = 0.0625
-MOMENTUM = 0.875
-INPUT_SHAPE = (8, 8, 1)
 C_NETWORK = 2.0**12
-# Parameter names as refcnn's layers call them; every run reports its weights under these.
-PARAMETERS = (
-    "conv2d/kernel",
-    "conv2d/bias",
-    "conv2d_1/kernel",
-    "conv2d_1/bias",
-    "dense/kernel",
-    "dense/bias",
-)
-
-
-class Trajectory(NamedTuple):
-    """Losses before each step and every parameter after each step (refcnn names, layouts)."""
-
-    losses: list[float]
-    params: list[dict[str, Array]]
 
 
 def _model() -> Sequential:
@@ -204,117 +190,6 @@ def _loss_and_gradients(
     return loss, gradients
 
 
-def _torch_trajectory(initial: dict[str, Array], batches: list[tuple[Array, Array]]) -> Trajectory:
-    torch = pytest.importorskip("torch")
-    dtype = getattr(torch, str(initial["dense/kernel"].dtype))
-    nn: Any = torch.nn
-    module: Any = nn.Module  # torch is untyped here (mypy override): subclass an Any
-
-    class Net(module):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv2d = nn.Conv2d(1, 4, 3, padding=1, dtype=dtype)
-            self.pool = nn.MaxPool2d(2)
-            self.conv2d_1 = nn.Conv2d(4, 6, 2, dtype=dtype)
-            self.dense = nn.Linear(3 * 3 * 6, CLASSES, dtype=dtype)
-
-        def forward(self, x: Any) -> Any:
-            h = torch.tanh(self.conv2d_1(self.pool(torch.relu(self.conv2d(x)))))
-            # NCHW -> NHWC before flattening: refcnn's (and Keras') feature order.
-            return self.dense(torch.flatten(h.permute(0, 2, 3, 1), 1))
-
-    def to_torch(name: str, value: Array) -> Any:
-        if name.endswith("/kernel") and value.ndim == 4:
-            value = value.transpose(3, 2, 0, 1)  # HWIO -> OIHW
-        elif name.endswith("/kernel"):
-            value = value.T  # (I, O) -> (O, I)
-        return torch.from_numpy(np.ascontiguousarray(value))
-
-    def from_torch(name: str, tensor: Any) -> Array:
-        value: Array = tensor.detach().numpy().copy()
-        if name.endswith("/kernel") and value.ndim == 4:
-            return np.ascontiguousarray(value.transpose(2, 3, 1, 0))  # OIHW -> HWIO
-        if name.endswith("/kernel"):
-            return np.ascontiguousarray(value.T)
-        return value
-
-    net = Net()
-    torch_params = {
-        f"{layer}/{'kernel' if kind == 'weight' else 'bias'}": p
-        for layer, module in (
-            ("conv2d", net.conv2d),
-            ("conv2d_1", net.conv2d_1),
-            ("dense", net.dense),
-        )
-        for kind, p in (("weight", module.weight), ("bias", module.bias))
-    }
-    with torch.no_grad():
-        for name, p in torch_params.items():
-            p.copy_(to_torch(name, initial[name]))
-    optimizer = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
-    losses, params = [], []
-    for x, labels in batches:
-        optimizer.zero_grad()
-        logits = net(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
-        loss = nn.functional.cross_entropy(logits, torch.from_numpy(labels))
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-        params.append({name: from_torch(name, p) for name, p in torch_params.items()})
-    return Trajectory(losses, params)
-
-
-def _tensorflow_trajectory(
-    initial: dict[str, Array], batches: list[tuple[Array, Array]]
-) -> Trajectory:
-    tf = pytest.importorskip("tensorflow")
-    keras = tf.keras
-    dtype = str(initial["dense/kernel"].dtype)
-    layers = {
-        "conv2d": keras.layers.Conv2D(4, 3, padding="same", dtype=dtype),
-        "conv2d_1": keras.layers.Conv2D(6, 2, padding="valid", dtype=dtype),
-        "dense": keras.layers.Dense(CLASSES, dtype=dtype),
-    }
-    net = keras.Sequential(
-        [
-            keras.Input(INPUT_SHAPE, dtype=dtype),
-            layers["conv2d"],
-            keras.layers.ReLU(dtype=dtype),
-            keras.layers.MaxPooling2D(2, dtype=dtype),
-            layers["conv2d_1"],
-            keras.layers.Activation("tanh", dtype=dtype),
-            keras.layers.Flatten(dtype=dtype),
-            layers["dense"],
-        ]
-    )
-    for name, layer in layers.items():
-        layer.set_weights([initial[f"{name}/kernel"], initial[f"{name}/bias"]])
-    # dtype: Keras losses otherwise compute in floatx (float32) whatever the model's dtype.
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype=dtype)
-    optimizer = keras.optimizers.SGD(learning_rate=LR, momentum=MOMENTUM)
-    losses, params = [], []
-    for x, labels in batches:
-        with tf.GradientTape() as tape:
-            loss = loss_fn(tf.constant(labels), net(tf.constant(x), training=True))
-        grads = tape.gradient(loss, net.trainable_variables)
-        optimizer.apply_gradients(zip(grads, net.trainable_variables, strict=True))
-        losses.append(float(loss))
-        params.append(
-            {
-                f"{name}/{key}": np.array(weight)
-                for name, layer in layers.items()
-                for key, weight in zip(("kernel", "bias"), layer.get_weights(), strict=True)
-            }
-        )
-    return Trajectory(losses, params)
-
-
-FRAMEWORK_RUNS: dict[str, Callable[[dict[str, Array], list[tuple[Array, Array]]], Trajectory]] = {
-    "torch": _torch_trajectory,
-    "tensorflow": _tensorflow_trajectory,
-}
-
-
 def _worst_error(run: Trajectory, truth: Trajectory, eps: float) -> tuple[float, str]:
     """Largest ``|value - truth| / (C eps max(max |truth|, 1))`` over steps; and where."""
     worst, where = 0.0, ""
@@ -365,7 +240,14 @@ def test_network_sgd_steps(harness: Harness, framework: str, dtype: str) -> None
     assert moved > 1e-3
     if framework == "none":
         return
-    theirs = FRAMEWORK_RUNS[framework](initial, batches)
+    train_network = getattr(harness.adapters[framework].module, "train_network", None)
+    if train_network is None:
+        reason = harness.adapters[framework].limits.get(
+            "training", f"the {framework} adapter provides no training trajectory"
+        )
+        harness.recorder.not_expressible(key, reason)
+        return
+    theirs = train_network(initial, batches)
     error, where = _worst_error(theirs, truth, eps)
     harness.recorder.framework_error(key, error)
     assert error <= 1.0, (

@@ -142,9 +142,41 @@ import numpy as np
 import numpy.typing as npt
 
 import refcnn
-from conformance.strategies import Call
+from conformance.strategies import Call, make_call
 
-__all__ = ["ERROR_MODELS", "TABLE", "Bound", "Tolerance", "bounds", "range_limited", "tolerance"]
+__all__ = [
+    "TABLE",
+    "Bound",
+    "ErrorModel",
+    "Tolerance",
+    "_softmax_bound",
+    "_sum_bound",
+    "avg_pool2d_backward_bound",
+    "avg_pool2d_bound",
+    "conv2d_backward_bias_bound",
+    "conv2d_backward_bound",
+    "conv2d_backward_filter_bound",
+    "conv2d_backward_input_bound",
+    "conv2d_bound",
+    "cross_entropy_backward_bound",
+    "cross_entropy_bound",
+    "dense_backward_bound",
+    "dense_bound",
+    "exact_bound",
+    "log_softmax_bound",
+    "max_pool2d_backward_bound",
+    "range_limited",
+    "sigmoid_backward_bound",
+    "sigmoid_bound",
+    "softmax_backward_bound",
+    "softmax_bound",
+    "softmax_cross_entropy_backward_bound",
+    "softmax_cross_entropy_bound",
+    "softmax_jacobian_bound",
+    "tanh_backward_bound",
+    "tanh_bound",
+    "tolerance",
+]
 
 Array: TypeAlias = npt.NDArray[Any]
 
@@ -237,15 +269,17 @@ def _taps(kernel: int, stride: int, dilation: int) -> int:
 # --- linear ops ----------------------------------------------------------------------------
 
 
-def _conv2d(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+def conv2d_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    """Error model of ``conv2d`` (the module docstring's table)."""
     kh, kw, c, _ = call.params["w"].shape
     k = kh * kw * c + (call.params["b"] is not None)
     return (_sum_bound(tol, k, _run(_abs(call, "x", "w", "b")), "conv2d(|x|, |w|, |b|)"),)
 
 
-def _conv2d_backward_input(
+def conv2d_backward_input_bound(
     call: Call, truth: tuple[Array, ...], tol: Tolerance
 ) -> tuple[Bound, ...]:
+    """Error model of ``conv2d_backward_input`` (the module docstring's table)."""
     kh, kw, _, o = call.params["w"].shape
     (sh, sw), (dh, dw) = _pair(call.params["strides"]), _pair(call.params["dilations"])
     k = _taps(kh, sh, dh) * _taps(kw, sw, dw) * o
@@ -253,38 +287,34 @@ def _conv2d_backward_input(
     return (_sum_bound(tol, k, scale, "conv2d_backward_input(|dy|, |w|)"),)
 
 
-def _conv2d_backward_filter(
+def conv2d_backward_filter_bound(
     call: Call, truth: tuple[Array, ...], tol: Tolerance
 ) -> tuple[Bound, ...]:
+    """Error model of ``conv2d_backward_filter`` (the module docstring's table)."""
     n, oh, ow, _ = call.params["dy"].shape
     scale = _run(_abs(call, "dy", "x"))
     return (_sum_bound(tol, n * oh * ow, scale, "conv2d_backward_filter(|dy|, |x|)"),)
 
 
-def _conv2d_backward_bias(
+def conv2d_backward_bias_bound(
     call: Call, truth: tuple[Array, ...], tol: Tolerance
 ) -> tuple[Bound, ...]:
+    """Error model of ``conv2d_backward_bias`` (the module docstring's table)."""
     n, oh, ow, _ = call.params["dy"].shape
     scale = _run(_abs(call, "dy"))
     return (_sum_bound(tol, n * oh * ow, scale, "conv2d_backward_bias(|dy|)"),)
 
 
-def _conv2d_backward(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
-    p = call.params
-    geo = {k: p[k] for k in ("strides", "padding", "dilations")}
-    dx_call = Call(
-        "conv2d_backward_input", {"dy": p["dy"], "w": p["w"], "input_shape": p["x"].shape, **geo}, 3
-    )
-    dw_call = Call(
-        "conv2d_backward_filter",
-        {"dy": p["dy"], "x": p["x"], "filter_shape": p["w"].shape, **geo},
-        3,
-    )
-    db_call = Call("conv2d_backward_bias", {"dy": p["dy"]}, 1)
+def conv2d_backward_bound(
+    call: Call, truth: tuple[Array, ...], tol: Tolerance
+) -> tuple[Bound, ...]:
+    """Error model of ``conv2d_backward`` (the module docstring's table)."""
+    values = call.params | {"input_shape": call.params["x"].shape}
+    values["filter_shape"] = call.params["w"].shape
     return (
-        *_conv2d_backward_input(dx_call, truth[:1], tol),
-        *_conv2d_backward_filter(dw_call, truth[1:2], tol),
-        *_conv2d_backward_bias(db_call, truth[2:], tol),
+        *conv2d_backward_input_bound(make_call("conv2d_backward_input", values), truth[:1], tol),
+        *conv2d_backward_filter_bound(make_call("conv2d_backward_filter", values), truth[1:2], tol),
+        *conv2d_backward_bias_bound(make_call("conv2d_backward_bias", values), truth[2:], tol),
     )
 
 
@@ -299,32 +329,42 @@ def _windows_per_input(call: Call) -> int:
     return -(-kh // sh) * -(-kw // sw)
 
 
-def _exact(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+def exact_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    """Bound 0 on every output: the op selects, compares or copies, so it is exact."""
     return tuple(Bound(np.zeros_like(t), "exact (bound 0)") for t in truth)
 
 
-def _max_pool2d_backward(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+def max_pool2d_backward_bound(
+    call: Call, truth: tuple[Array, ...], tol: Tolerance
+) -> tuple[Bound, ...]:
+    """Error model of ``max_pool2d_backward`` (the module docstring's table)."""
     scale = _run(_abs(call, "dy"))
     return (_sum_bound(tol, _windows_per_input(call), scale, "max_pool2d_backward(|dy|, x)"),)
 
 
-def _avg_pool2d(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+def avg_pool2d_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    """Error model of ``avg_pool2d`` (the module docstring's table)."""
     (kh, kw), _ = _pool_geometry(call)
     return (_sum_bound(tol, kh * kw + 2, _run(_abs(call, "x")), "avg_pool2d(|x|)"),)
 
 
-def _avg_pool2d_backward(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+def avg_pool2d_backward_bound(
+    call: Call, truth: tuple[Array, ...], tol: Tolerance
+) -> tuple[Bound, ...]:
+    """Error model of ``avg_pool2d_backward`` (the module docstring's table)."""
     scale = _run(_abs(call, "dy"))
     k = _windows_per_input(call) + 2
     return (_sum_bound(tol, k, scale, "avg_pool2d_backward(|dy|)"),)
 
 
-def _dense(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+def dense_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    """Error model of ``dense`` (the module docstring's table)."""
     k = call.params["w"].shape[0] + (call.params["b"] is not None)
     return (_sum_bound(tol, k, _run(_abs(call, "x", "w", "b")), "dense(|x|, |w|, |b|)"),)
 
 
-def _dense_backward(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+def dense_backward_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    """Error model of ``dense_backward`` (the module docstring's table)."""
     absolute = _abs(call, "dy", "x", "w")
     dx, dw, db = (
         np.asarray(a, dtype=np.float64)
@@ -346,23 +386,29 @@ def _sigmoid64(x: Array) -> Array:
     return np.asarray(np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)))
 
 
-def _sigmoid(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+def sigmoid_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    """Error model of ``sigmoid`` (the module docstring's table)."""
     sigma = _sigmoid64(call.params["x"])
     return (Bound(tol.c_elem * tol.eps * sigma + tol.floor, "c_elem*eps*sigma + floor"),)
 
 
-def _sigmoid_backward(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+def sigmoid_backward_bound(
+    call: Call, truth: tuple[Array, ...], tol: Tolerance
+) -> tuple[Bound, ...]:
+    """Error model of ``sigmoid_backward`` (the module docstring's table)."""
     sigma, dy = _sigmoid64(call.params["x"]), np.abs(call.params["dy"])
     bound = 2 * tol.c_elem * tol.eps * dy * sigma + tol.floor * (1.0 + dy)
     return (Bound(bound, "2*c_elem*eps*|dy|*sigma + floor*(1 + |dy|)"),)
 
 
-def _tanh(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+def tanh_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    """Error model of ``tanh`` (the module docstring's table)."""
     t = np.tanh(call.params["x"])
     return (Bound(tol.c_elem * tol.eps * np.abs(t) + tol.floor, "c_elem*eps*|tanh(x)| + floor"),)
 
 
-def _tanh_backward(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+def tanh_backward_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    """Error model of ``tanh_backward`` (the module docstring's table)."""
     t = np.tanh(call.params["x"])
     bound = tol.c_elem * tol.eps * np.abs(call.params["dy"]) * (1.0 + t * t) + tol.floor
     return (Bound(bound, "c_elem*eps*|dy|*(1 + tanh(x)**2) + floor"),)
@@ -399,7 +445,8 @@ def _softmax_bound(stats: _RowStats, tol: Tolerance) -> Array:
     return np.asarray(tol.eps * stats.p * cond)
 
 
-def _softmax(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+def softmax_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    """Error model of ``softmax`` (the module docstring's table)."""
     axis = call.params["axis"]
     bound = np.moveaxis(_softmax_bound(_row_stats(call.params["z"], axis), tol), -1, axis)
     formula = "eps*p_i*(c_elem*(1 + |z_i - m| + sum_j p_j|z_j - m|) + c_sum*K) + floor"
@@ -412,14 +459,18 @@ def _log_softmax_error(stats: _RowStats, tol: Tolerance) -> Array:
     return np.asarray(tol.eps * (tol.c_elem * cond + tol.c_sum * k))
 
 
-def _log_softmax(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+def log_softmax_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    """Error model of ``log_softmax`` (the module docstring's table)."""
     axis = call.params["axis"]
     bound = np.moveaxis(_log_softmax_error(_row_stats(call.params["z"], axis), tol), -1, axis)
     formula = "eps*(c_elem*(1 + |z_i - m| + |lse| + sum_j p_j|z_j - m|) + c_sum*K)"
     return (Bound(bound, formula),)
 
 
-def _softmax_jacobian(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+def softmax_jacobian_bound(
+    call: Call, truth: tuple[Array, ...], tol: Tolerance
+) -> tuple[Bound, ...]:
+    """Error model of ``softmax_jacobian`` (the module docstring's table)."""
     p = np.abs(np.moveaxis(call.params["p"], call.params["axis"], -1))
     outer = p[..., :, None] * p[..., None, :]
     diagonal = np.eye(p.shape[-1]) * p[..., :, None]
@@ -427,7 +478,10 @@ def _softmax_jacobian(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> t
     return (Bound(bound, "c_elem*eps*(p_i*p_j + [i==j]*p_i) + floor"),)
 
 
-def _softmax_backward(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+def softmax_backward_bound(
+    call: Call, truth: tuple[Array, ...], tol: Tolerance
+) -> tuple[Bound, ...]:
+    """Error model of ``softmax_backward`` (the module docstring's table)."""
     axis = call.params["axis"]
     p = np.abs(np.moveaxis(call.params["p"], axis, -1))
     dp = np.abs(np.moveaxis(call.params["dp"], axis, -1))
@@ -458,7 +512,8 @@ def _loss_reach(call: Call, loss: Array) -> Array:
         return np.abs(_run(call.replace(reduction="sum"))) * np.ones_like(loss)
 
 
-def _cross_entropy(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+def cross_entropy_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    """Error model of ``cross_entropy`` (the module docstring's table)."""
     p, y, axis = call.params["p"], np.abs(call.params["y"]), call.params["axis"]
     reduction = call.params["reduction"]
     if reduction == "none":
@@ -476,9 +531,10 @@ def _cross_entropy(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tupl
     return (Bound(np.asarray(bound), formula, _loss_reach(call, loss)),)
 
 
-def _cross_entropy_backward(
+def cross_entropy_backward_bound(
     call: Call, truth: tuple[Array, ...], tol: Tolerance
 ) -> tuple[Bound, ...]:
+    """Error model of ``cross_entropy_backward`` (the module docstring's table)."""
     p = np.abs(call.params["p"])
     with np.errstate(invalid="ignore", divide="ignore"):
         # y * r (r the mean's 1/N) can underflow before the division by a tiny p scales it
@@ -501,8 +557,9 @@ def _coefficient_mass(call: Call) -> tuple[Array, float]:
     rows_shape = logits.shape[: axis % logits.ndim] + logits.shape[axis % logits.ndim + 1 :]
     if k < 2:
         return np.zeros(rows_shape), 0.0  # one class: log_softmax is exactly 0
-    zeros = Call("softmax_cross_entropy", call.params, 2).replace(
-        logits=np.zeros_like(logits), reduction="none"
+    zeros = make_call(
+        "softmax_cross_entropy",
+        call.params | {"logits": np.zeros_like(logits), "reduction": "none"},
     )
     per_row = _run(zeros) / math.log(k)
     if call.params["reduction"] == "none":
@@ -513,9 +570,10 @@ def _coefficient_mass(call: Call) -> tuple[Array, float]:
     return per_row, scale if math.isfinite(scale) else 0.0
 
 
-def _softmax_cross_entropy(
+def softmax_cross_entropy_bound(
     call: Call, truth: tuple[Array, ...], tol: Tolerance
 ) -> tuple[Bound, ...]:
+    """Error model of ``softmax_cross_entropy`` (the module docstring's table)."""
     logits, axis = call.params["logits"], call.params["axis"]
     mass, scale = _coefficient_mass(call)
     stats = _row_stats(logits, axis)
@@ -541,9 +599,10 @@ def _softmax_cross_entropy(
     return (Bound(np.asarray(bound), formula, reach),)
 
 
-def _softmax_cross_entropy_backward(
+def softmax_cross_entropy_backward_bound(
     call: Call, truth: tuple[Array, ...], tol: Tolerance
 ) -> tuple[Bound, ...]:
+    """Error model of ``softmax_cross_entropy_backward`` (the module docstring's table)."""
     logits, axis = call.params["logits"], call.params["axis"]
     mass, scale = _coefficient_mass(call)
     stats = _row_stats(logits, axis)
@@ -567,37 +626,6 @@ def _softmax_cross_entropy_backward(
     return (Bound(np.moveaxis(bound, -1, axis), formula),)
 
 
-ERROR_MODELS: dict[str, ErrorModel] = {
-    "avg_pool2d": _avg_pool2d,
-    "avg_pool2d_backward": _avg_pool2d_backward,
-    "conv2d": _conv2d,
-    "conv2d_backward": _conv2d_backward,
-    "conv2d_backward_bias": _conv2d_backward_bias,
-    "conv2d_backward_filter": _conv2d_backward_filter,
-    "conv2d_backward_input": _conv2d_backward_input,
-    "cross_entropy": _cross_entropy,
-    "cross_entropy_backward": _cross_entropy_backward,
-    "dense": _dense,
-    "dense_backward": _dense_backward,
-    "flatten": _exact,
-    "flatten_backward": _exact,
-    "log_softmax": _log_softmax,
-    "max_pool2d": _exact,
-    "max_pool2d_backward": _max_pool2d_backward,
-    "relu": _exact,
-    "relu_backward": _exact,
-    "sigmoid": _sigmoid,
-    "sigmoid_backward": _sigmoid_backward,
-    "softmax": _softmax,
-    "softmax_backward": _softmax_backward,
-    "softmax_cross_entropy": _softmax_cross_entropy,
-    "softmax_cross_entropy_backward": _softmax_cross_entropy_backward,
-    "softmax_jacobian": _softmax_jacobian,
-    "tanh": _tanh,
-    "tanh_backward": _tanh_backward,
-}
-
-
 def range_limited(
     bounds: tuple[Bound, ...], truth: tuple[Array, ...], dtype: npt.DTypeLike
 ) -> tuple[Array, ...]:
@@ -619,14 +647,3 @@ def range_limited(
             # A true infinity or NaN is still compared exactly.
             masks.append(np.asarray(np.isfinite(t) & (b.reach > largest)))
     return tuple(masks)
-
-
-def bounds(call: Call, truth: tuple[Array, ...], dtype: npt.DTypeLike) -> tuple[Bound, ...]:
-    """Elementwise error bounds for each output of ``call`` (float64 arguments) in ``dtype``."""
-    model = ERROR_MODELS[call.op]
-    result = model(call, truth, tolerance(dtype))
-    for b, t in zip(result, truth, strict=True):
-        if b.bound.shape != t.shape:
-            msg = f"{call.op}: error model gave shape {b.bound.shape} for output {t.shape}"
-            raise AssertionError(msg)
-    return result

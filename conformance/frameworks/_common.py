@@ -23,7 +23,6 @@ __all__ = [
     "pair",
     "pool_geometry",
     "sample_count",
-    "to_numpy",
     "window_counts",
 ]
 
@@ -108,12 +107,3 @@ def window_counts(
         ends = starts + kernel
         per_axis.append(np.clip(ends, 0, size) - np.clip(starts, 0, size))
     return np.asarray(np.multiply.outer(per_axis[0], per_axis[1]), dtype=np.int64)
-
-
-def to_numpy(value: Any, dtype: np.dtype[Any]) -> Array:
-    """Copy ``value`` into a fresh NumPy array (never a view of framework memory) of ``dtype``."""
-    array = np.array(value, copy=True)
-    # An internal invariant, not validation: every adapter path keeps the input dtype, and a
-    # framework that promoted silently must fail loudly here rather than be cast back.
-    assert array.dtype == dtype, f"adapter produced {array.dtype}, expected {dtype}"
-    return array

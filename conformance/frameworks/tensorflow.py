@@ -1,9 +1,11 @@
-"""TensorFlow adapter: refcnn's API computed with TensorFlow on the CPU, NumPy in and out.
+"""TensorFlow adapter: refcnn's forward ops on TF tensors; the backwards derive from them.
 
 Same names, signatures and conventions as :mod:`refcnn` (NHWC data, HWIO filters,
 cross-correlation, TensorFlow argument names), which are TensorFlow's own; the output dtype is
 the input dtype (float16, float32 and float64 all run on the CPU). Only the framework-specific
-translation is documented here; see the refcnn function of the same name for the semantics.
+translation is documented here; see the refcnn function of the same name for the semantics,
+and :mod:`conformance.frameworks` for how every backward function is derived (one
+``tf.GradientTape`` over the forward below, with the caller's upstream gradient).
 
 Translation
 -----------
@@ -17,26 +19,30 @@ Translation
   the zero-padded input (divisor ``kh * kw``, i.e. ``count_include_pad=True``), rescaled for
   ``count_include_pad=False`` by ``kh * kw / count`` with ``count`` the number of real elements
   per window (a constant; NaN for a window lying wholly in explicit padding).
-- Gradients: ``tf.GradientTape`` over TF's forward op with the caller's upstream gradient;
-  inputs whose values do not matter (linear ops) are zeros. Bias gradients come from
-  ``tf.nn.bias_add`` (``BiasAddGrad``). ``softmax_backward``/``softmax_jacobian`` evaluate,
-  with TF ops on the given p, the expression TF registers as Softmax's gradient
-  (``(g - sum(g * p, axis)) * p``, computed from the softmax output): TF has no kernel for it,
-  and going through ``z = log p`` would perturb p by ``eps |log p|`` before TF runs at all.
-- Dilated conv gradients: the CPU ``Conv2DBackpropInput``/``Filter`` kernels reject
-  dilations > 1, so the gradient functions differentiate ``tf.nn.convolution`` (TF's
-  space-to-batch dilated conv), which accepts only stride 1 with dilations > 1: the input is
-  padded explicitly (``tf.pad``), convolved at stride 1 with VALID padding, and the output
-  subsampled by the strides (``y[:, ::sh, ::sw]``), the same sums as the strided conv. The
-  forward ``conv2d`` uses ``tf.nn.conv2d``'s native dilation (strides > 1 allowed).
+- Gradients: derived (:mod:`conformance.frameworks`) by ``tf.GradientTape`` over the
+  forwards below; bias gradients go through ``tf.nn.bias_add`` (``BiasAddGrad``). Two
+  documented quirks are overridden:
+
+  * ``softmax_backward`` evaluates, with TF ops on the given p, the expression TF registers
+    as Softmax's gradient (``(g - sum(g * p, axis)) * p``, computed from the softmax
+    output): TF has no kernel for it, and going through ``z = log p`` would perturb p by
+    ``eps |log p|`` before TF runs at all (``softmax_jacobian`` is built from it row by row);
+  * dilated conv gradients: the CPU ``Conv2DBackpropInput``/``Filter`` kernels reject
+    dilations > 1, so the gradients differentiate ``tf.nn.convolution`` (TF's
+    space-to-batch dilated conv), which accepts only stride 1 with dilations > 1: the input
+    is padded explicitly (``tf.pad``), convolved at stride 1 with VALID padding, and the
+    output subsampled by the strides (``y[:, ::sh, ::sw]``), the same sums as the strided
+    conv. The forward ``conv2d`` uses ``tf.nn.conv2d``'s native dilation.
 - ``softmax_cross_entropy``: composed from ``tf.nn.log_softmax``, ``tf.gather`` and reductions,
   reproducing ``torch.nn.functional.cross_entropy`` term by term (class weights, ignore_index,
   label smoothing ``(1 - s) * nll + s / K * smooth`` with the weighted mean's denominator
   ``sum(w[y])`` for both terms; probability labels ``t * (1 - s) + s / K`` and a mean over
   ``numel / K`` samples).
-- Determinism: ``enable_op_determinism`` and one inter/intra-op thread, set at import (the
-  thread counts only if TensorFlow's runtime was not started before this import).
+- Determinism: ``enable_op_determinism`` and one inter/intra-op thread, set by ``setup`` (the
+  thread counts only if TensorFlow's runtime was not started before).
   ``TF_CPP_MIN_LOG_LEVEL`` defaults to 2; oneDNN stays at TensorFlow's default (on).
+- Device: GPUs are hidden unless ``--device cuda``; TensorFloat-32 is off unless
+  ``--allow-tf32``.
 
 Findings (TensorFlow 2.21, CPU; float32/float16 convs and max pools run oneDNN, float64 Eigen)
 ---------------------------------------------------------------------------------------------
@@ -64,8 +70,9 @@ Findings (TensorFlow 2.21, CPU; float32/float16 convs and max pools run oneDNN, 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 # Before the import: TF's C++ start-up logging would otherwise flood every test run.
@@ -82,83 +89,87 @@ from conformance.frameworks._common import (
     pair,
     pool_geometry,
     sample_count,
-    to_numpy,
     window_counts,
 )
-from refcnn.padding import ExplicitPads, Geometry
+from conformance.network import CLASSES, INPUT_SHAPE, LR, MOMENTUM, Trajectory
+from refcnn.padding import AxisPads, Geometry
 
-__all__ = [
-    "MAX_POOL_TIE_RULE",
-    "avg_pool2d",
-    "avg_pool2d_backward",
-    "conv2d",
-    "conv2d_backward",
-    "conv2d_backward_bias",
-    "conv2d_backward_filter",
-    "conv2d_backward_input",
-    "cross_entropy",
-    "cross_entropy_backward",
-    "dense",
-    "dense_backward",
-    "flatten",
-    "flatten_backward",
-    "log_softmax",
-    "max_pool2d",
-    "max_pool2d_backward",
-    "relu",
-    "relu_backward",
-    "sigmoid",
-    "sigmoid_backward",
-    "softmax",
-    "softmax_backward",
-    "softmax_cross_entropy",
-    "softmax_cross_entropy_backward",
-    "softmax_jacobian",
-    "tanh",
-    "tanh_backward",
-]
+NAME = "tensorflow"
+REQUIRES = "tensorflow"
+DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu")
+DEVICES = ("cpu", "cuda")
+LIMITS = {
+    "empty outputs": "TF 2.21's CPU conv and pooling kernels crash or return uninitialized "
+    "memory on empty outputs; such cases are refused before any kernel runs",
+}
 
 #: Which element of a max-pool window receives the gradient when several equal the maximum.
 MAX_POOL_TIE_RULE = "first"
 
-# Reproducible results for a comparison against a float64 oracle: deterministic kernels and
-# fixed thread counts (reductions must not depend on how work is split between threads).
-with contextlib.suppress(RuntimeError):  # raised once TF's runtime has started: keep its pools
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-tf.config.experimental.enable_op_determinism()
+
+def setup(device: str, *, allow_tf32: bool) -> dict[str, str]:
+    """Deterministic kernels, fixed threads and placement on ``device``; return report info.
+
+    Reductions must not depend on how work is split between threads, and the comparison is
+    against a float64 oracle, so TensorFloat-32 stays off unless asked for.
+    """
+    with contextlib.suppress(RuntimeError):  # raised once TF's runtime has started
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        if device == "cpu":
+            tf.config.set_visible_devices([], "GPU")
+    tf.config.experimental.enable_op_determinism()
+    tf.config.experimental.enable_tensor_float_32_execution(allow_tf32)
+    info = {"version": tf.__version__, "device": device}
+    if device == "cuda":
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            msg = "tf.config.list_physical_devices('GPU') is empty"
+            raise RuntimeError(msg)
+        build = tf.sysconfig.get_build_info()
+        info |= {
+            "device": str(tf.config.experimental.get_device_details(gpus[0]).get("device_name")),
+            "cuda": str(build.get("cuda_version", "?")),
+            "cudnn": str(build.get("cudnn_version", "?")),
+            "tf32": "on" if allow_tf32 else "off",
+        }
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        info["version"] = importlib.metadata.version("tensorflow-cpu")
+    return info
 
 
 # -- tensors in and out -------------------------------------------------------------------------
 
 
-def _const(a: Array) -> Any:
-    # An explicit dtype: some tf.nn ops convert a bare float16 ndarray to float32.
-    array = np.asarray(a)
-    return tf.constant(array, dtype=tf.as_dtype(array.dtype))
+def tensor(a: Array) -> Any:
+    """Copy ``a`` into a TF constant of its own dtype (some ops turn bare float16 to float32)."""
+    array_ = np.asarray(a)
+    return tf.constant(array_, dtype=tf.as_dtype(array_.dtype))
 
 
-def _zeros(shape: Sequence[int], dtype: np.dtype[Any]) -> Any:
-    return tf.zeros(tuple(int(n) for n in shape), dtype=tf.as_dtype(dtype))
+def array(t: Any) -> Array:
+    """Copy a TF result into a fresh NumPy array (an ``IndexedSlices`` gradient made dense)."""
+    return np.array(tf.convert_to_tensor(t).numpy(), copy=True)
 
 
-def _out(t: Any, dtype: np.dtype[Any]) -> Array:
-    return to_numpy(t.numpy(), dtype)
-
-
-def _grads(function: Any, sources: Sequence[Any], dy: Any | None = None) -> list[Any]:
-    """Gradients of ``function()`` w.r.t. ``sources`` for upstream ``dy`` (ones when None)."""
+def vjp(f: Callable[..., Any], primals: Sequence[Any], cotangent: Any | None) -> list[Any]:
+    """Return ``tf.GradientTape`` gradients of ``f(*primals)`` for ``cotangent`` (None: ones)."""
     with tf.GradientTape() as tape:
-        for source in sources:
+        for source in primals:
             tape.watch(source)
-        y = function()
-    upstream = tf.ones_like(y) if dy is None else dy
-    grads = tape.gradient(y, list(sources), output_gradients=upstream)
+        y = f(*primals)
+    upstream = tf.ones_like(y) if cotangent is None else cotangent
+    grads = tape.gradient(
+        y,
+        list(primals),
+        output_gradients=upstream,
+        unconnected_gradients=tf.UnconnectedGradients.ZERO,
+    )
     # tf.gather's gradient may arrive as IndexedSlices; the adapters return dense arrays.
     return [tf.convert_to_tensor(g) for g in grads]
 
 
-def _explicit(pads: ExplicitPads) -> list[list[int]]:
+def _explicit(pads: AxisPads) -> list[list[int]]:
     (top, bottom), (left, right) = pads
     return [[0, 0], [top, bottom], [left, right], [0, 0]]
 
@@ -167,7 +178,6 @@ def _explicit(pads: ExplicitPads) -> list[list[int]]:
 
 
 def _conv_setup(
-    op: str,
     x_shape: Sequence[int],
     w_shape: Sequence[int],
     strides: int | Sequence[int],
@@ -175,17 +185,17 @@ def _conv_setup(
     dilations: int | Sequence[int],
 ) -> tuple[str | list[list[int]], Geometry]:
     """TF's padding argument and the geometry; NotExpressible for the cases TF mishandles."""
-    mode, geometry = conv_geometry(op, x_shape, w_shape, strides, padding, dilations)
+    mode, geometry = conv_geometry("conv2d", x_shape, w_shape, strides, padding, dilations)
     if int(w_shape[2]) == 0:
         msg = (
-            f"tensorflow {op}: C = 0 input channels: TF's Conv2D rejects them "
+            "tensorflow conv2d: C = 0 input channels: TF's Conv2D rejects them "
             "('filter depth must be strictly positive')"
         )
         raise NotExpressible(msg)
     out = (int(x_shape[0]), geometry.out_h, geometry.out_w, int(w_shape[3]))
     if 0 in out:
         msg = (
-            f"tensorflow {op}: the conv output (N, out_h, out_w, O) = {out} is empty and TF "
+            f"tensorflow conv2d: the conv output (N, out_h, out_w, O) = {out} is empty and TF "
             "2.21's CPU conv kernels mishandle empty outputs: the float64 gradients segfault "
             "or return an uninitialized filter gradient, oneDNN (float32/float16) returns an "
             "uninitialized tensor of the input's shape or rejects O = 0 (not run)"
@@ -196,113 +206,60 @@ def _conv_setup(
     return _explicit(geometry.pads), geometry
 
 
-def _conv(
-    x: Any,
-    w: Any,
-    padding: str | list[list[int]],
-    pads: ExplicitPads,
-    strides: int | Sequence[int],
-    dilations: int | Sequence[int],
-) -> Any:
-    """Build the differentiable conv: native conv2d, or tf.nn.convolution when dilated."""
-    if pair(dilations) == (1, 1):
-        return tf.nn.conv2d(x, w, strides=list(pair(strides)), padding=padding)
-    stride_1 = tf.nn.convolution(
-        tf.pad(x, _explicit(pads)), w, strides=1, padding="VALID", dilations=list(pair(dilations))
-    )
-    sh, sw = pair(strides)
-    return stride_1[:, ::sh, ::sw, :]
+def _with_bias(y: Any, b: Any) -> Any:
+    return y if b is None else tf.nn.bias_add(y, b)
 
 
 def conv2d(
-    x: Array,
-    w: Array,
-    b: Array | None = None,
+    x: Any,
+    w: Any,
+    b: Any = None,
     *,
     strides: int | Sequence[int] = 1,
     padding: Any = "VALID",
     dilations: int | Sequence[int] = 1,
-) -> Array:
+) -> Any:
     """See refcnn.conv2d (``tf.nn.conv2d`` then ``tf.nn.bias_add``)."""
-    tf_padding, _ = _conv_setup("conv2d", x.shape, w.shape, strides, padding, dilations)
+    tf_padding, _ = _conv_setup(tuple(x.shape), tuple(w.shape), strides, padding, dilations)
     y = tf.nn.conv2d(
-        _const(x),
-        _const(w),
-        strides=list(pair(strides)),
-        padding=tf_padding,
+        x, w, strides=list(pair(strides)), padding=tf_padding, dilations=list(pair(dilations))
+    )
+    return _with_bias(y, b)
+
+
+def _conv2d_for_gradients(
+    x: Any,
+    w: Any,
+    b: Any = None,
+    *,
+    strides: int | Sequence[int] = 1,
+    padding: Any = "VALID",
+    dilations: int | Sequence[int] = 1,
+) -> Any:
+    """conv2d as differentiated: ``tf.nn.convolution`` at stride 1, subsampled, when dilated."""
+    tf_padding, geometry = _conv_setup(tuple(x.shape), tuple(w.shape), strides, padding, dilations)
+    if pair(dilations) == (1, 1):
+        y = tf.nn.conv2d(x, w, strides=list(pair(strides)), padding=tf_padding)
+        return _with_bias(y, b)
+    stride_1 = tf.nn.convolution(
+        tf.pad(x, _explicit(geometry.pads)),
+        w,
+        strides=1,
+        padding="VALID",
         dilations=list(pair(dilations)),
     )
-    if b is not None:
-        y = tf.nn.bias_add(y, _const(b))
-    return _out(y, x.dtype)
+    sh, sw = pair(strides)
+    return _with_bias(stride_1[:, ::sh, ::sw, :], b)
 
 
-def conv2d_backward_input(
-    dy: Array,
-    w: Array,
-    input_shape: Sequence[int],
-    *,
-    strides: int | Sequence[int] = 1,
-    padding: Any = "VALID",
-    dilations: int | Sequence[int] = 1,
-) -> Array:
-    """See refcnn.conv2d_backward_input (GradientTape of the conv at a zero input)."""
-    op = "conv2d_backward_input"
-    tf_padding, geometry = _conv_setup(op, input_shape, w.shape, strides, padding, dilations)
-    x, wt = _zeros(input_shape, dy.dtype), _const(w)
-    (dx,) = _grads(
-        lambda: _conv(x, wt, tf_padding, geometry.pads, strides, dilations), [x], _const(dy)
-    )
-    return _out(dx, dy.dtype)
-
-
-def conv2d_backward_filter(
-    dy: Array,
-    x: Array,
-    filter_shape: Sequence[int],
-    *,
-    strides: int | Sequence[int] = 1,
-    padding: Any = "VALID",
-    dilations: int | Sequence[int] = 1,
-) -> Array:
-    """See refcnn.conv2d_backward_filter (GradientTape of the conv at a zero filter)."""
-    op = "conv2d_backward_filter"
-    tf_padding, geometry = _conv_setup(op, x.shape, filter_shape, strides, padding, dilations)
-    xt, w = _const(x), _zeros(filter_shape, dy.dtype)
-    (dw,) = _grads(
-        lambda: _conv(xt, w, tf_padding, geometry.pads, strides, dilations), [w], _const(dy)
-    )
-    return _out(dw, dy.dtype)
-
-
-def conv2d_backward_bias(dy: Array) -> Array:
-    """See refcnn.conv2d_backward_bias (``BiasAddGrad`` via ``tf.nn.bias_add``)."""
-    b = _zeros((dy.shape[3],), dy.dtype)
-    zeros = _zeros(dy.shape, dy.dtype)
-    (db,) = _grads(lambda: tf.nn.bias_add(zeros, b), [b], _const(dy))
-    return _out(db, dy.dtype)
-
-
-def conv2d_backward(
-    dy: Array,
-    x: Array,
-    w: Array,
-    *,
-    strides: int | Sequence[int] = 1,
-    padding: Any = "VALID",
-    dilations: int | Sequence[int] = 1,
-) -> tuple[Array, Array, Array]:
-    """See refcnn.conv2d_backward (one tape over the conv and ``tf.nn.bias_add``)."""
-    tf_padding, geometry = _conv_setup(
-        "conv2d_backward", x.shape, w.shape, strides, padding, dilations
-    )
-    xt, wt, b = _const(x), _const(w), _zeros((w.shape[3],), dy.dtype)
-    dx, dw, db = _grads(
-        lambda: tf.nn.bias_add(_conv(xt, wt, tf_padding, geometry.pads, strides, dilations), b),
-        [xt, wt, b],
-        _const(dy),
-    )
-    return _out(dx, dy.dtype), _out(dw, dy.dtype), _out(db, dy.dtype)
+GRADIENT_FORWARDS = {
+    "conv2d": (
+        _conv2d_for_gradients,
+        "TF 2.21's CPU Conv2DBackpropInput/Filter kernels reject dilations > 1 and "
+        "tf.nn.convolution rejects stride > 1 with dilation > 1: the gradients differentiate "
+        "pad + stride-1 dilated VALID convolution + [::sh, ::sw], the same sums",
+    ),
+}
 
 
 # -- pooling ----------------------------------------------------------------------------------
@@ -345,185 +302,100 @@ class _Pool:
         """``x`` padded with ``value`` by the resolved pads."""
         return tf.pad(x, _explicit(self.geometry.pads), constant_values=value)
 
-    def max(self, x: Any) -> Any:
-        """TF's max pool of ``x`` (native SAME/VALID, else ``-inf`` pads then VALID)."""
-        if self.native is not None:
-            return tf.nn.max_pool2d(x, self.kernel, self.strides, self.native)
-        return tf.nn.max_pool2d(self.padded(x, -np.inf), self.kernel, self.strides, "VALID")
-
-    def avg(self, x: Any, *, count_include_pad: bool) -> Any:
-        """TF's average pool of ``x`` with refcnn's ``count_include_pad`` (module doc)."""
-        if self.native == "VALID" or (self.native == "SAME" and not count_include_pad):
-            return tf.nn.avg_pool2d(x, self.kernel, self.strides, self.native)
-        y = tf.nn.avg_pool2d(self.padded(x, 0.0), self.kernel, self.strides, "VALID")
-        if count_include_pad:
-            return y
-        counts = window_counts(self.input_hw, self.geometry, self.kernel, self.strides)
-        with np.errstate(divide="ignore"):  # count 0: a window wholly in padding -> 0 * inf
-            scale = (self.kernel[0] * self.kernel[1]) / counts.astype(np.float64)
-        return y * tf.constant(scale[:, :, np.newaxis], dtype=y.dtype)
-
 
 def max_pool2d(
-    x: Array,
+    x: Any,
     ksize: int | Sequence[int],
     *,
     strides: int | Sequence[int] | None = None,
     padding: Any = "VALID",
-) -> Array:
-    """See refcnn.max_pool2d (``tf.nn.max_pool2d``)."""
-    pool = _Pool("max_pool2d", x.shape, ksize, strides, padding)
-    return _out(pool.max(_const(x)), x.dtype)
-
-
-def max_pool2d_backward(
-    dy: Array,
-    x: Array,
-    ksize: int | Sequence[int],
-    *,
-    strides: int | Sequence[int] | None = None,
-    padding: Any = "VALID",
-) -> Array:
-    """See refcnn.max_pool2d_backward (``MaxPoolGrad`` at ``x``; ties: ``MAX_POOL_TIE_RULE``)."""
-    pool = _Pool("max_pool2d_backward", x.shape, ksize, strides, padding)
-    xt = _const(x)
-    (dx,) = _grads(lambda: pool.max(xt), [xt], _const(dy))
-    return _out(dx, dy.dtype)
+) -> Any:
+    """See refcnn.max_pool2d (native SAME/VALID, else ``-inf`` pads then VALID)."""
+    pool = _Pool("max_pool2d", tuple(x.shape), ksize, strides, padding)
+    if pool.native is not None:
+        return tf.nn.max_pool2d(x, pool.kernel, pool.strides, pool.native)
+    return tf.nn.max_pool2d(pool.padded(x, -np.inf), pool.kernel, pool.strides, "VALID")
 
 
 def avg_pool2d(
-    x: Array,
+    x: Any,
     ksize: int | Sequence[int],
     *,
     strides: int | Sequence[int] | None = None,
     padding: Any = "VALID",
     count_include_pad: bool = False,
-) -> Array:
+) -> Any:
     """See refcnn.avg_pool2d (``tf.nn.avg_pool2d``, padded cases emulated; module doc)."""
-    pool = _Pool("avg_pool2d", x.shape, ksize, strides, padding)
-    return _out(pool.avg(_const(x), count_include_pad=count_include_pad), x.dtype)
-
-
-def avg_pool2d_backward(
-    dy: Array,
-    input_shape: Sequence[int],
-    ksize: int | Sequence[int],
-    *,
-    strides: int | Sequence[int] | None = None,
-    padding: Any = "VALID",
-    count_include_pad: bool = False,
-) -> Array:
-    """See refcnn.avg_pool2d_backward (GradientTape of the pool at a zero input)."""
-    pool = _Pool("avg_pool2d_backward", input_shape, ksize, strides, padding)
-    x = _zeros(input_shape, dy.dtype)
-    (dx,) = _grads(lambda: pool.avg(x, count_include_pad=count_include_pad), [x], _const(dy))
-    return _out(dx, dy.dtype)
+    pool = _Pool("avg_pool2d", tuple(x.shape), ksize, strides, padding)
+    if pool.native == "VALID" or (pool.native == "SAME" and not count_include_pad):
+        return tf.nn.avg_pool2d(x, pool.kernel, pool.strides, pool.native)
+    y = tf.nn.avg_pool2d(pool.padded(x, 0.0), pool.kernel, pool.strides, "VALID")
+    if count_include_pad:
+        return y
+    counts = window_counts(pool.input_hw, pool.geometry, pool.kernel, pool.strides)
+    with np.errstate(divide="ignore"):  # count 0: a window wholly in padding -> 0 * inf
+        scale = (pool.kernel[0] * pool.kernel[1]) / counts.astype(np.float64)
+    return y * tf.constant(scale[:, :, np.newaxis], dtype=y.dtype)
 
 
 # -- flatten and dense ------------------------------------------------------------------------
 
 
-def flatten(x: Array, axis: int = 1) -> Array:
+def flatten(x: Any, axis: int = 1) -> Any:
     """See refcnn.flatten (``tf.reshape`` to ONNX Flatten's 2-D shape)."""
-    return _out(tf.reshape(_const(x), flatten_shape(x.shape, axis)), x.dtype)
+    return tf.reshape(x, flatten_shape(tuple(x.shape), axis))
 
 
-def flatten_backward(dy: Array, input_shape: Sequence[int], axis: int = 1) -> Array:
-    """See refcnn.flatten_backward (GradientTape of the reshape)."""
-    x = _zeros(input_shape, dy.dtype)
-    shape = flatten_shape(tuple(input_shape), axis)
-    (dx,) = _grads(lambda: tf.reshape(x, shape), [x], _const(dy))
-    return _out(dx, dy.dtype)
-
-
-def dense(x: Array, w: Array, b: Array | None = None) -> Array:
+def dense(x: Any, w: Any, b: Any = None) -> Any:
     """See refcnn.dense (``tf.linalg.matmul`` then ``tf.nn.bias_add``, as Keras Dense)."""
-    y = tf.linalg.matmul(_const(x), _const(w))
-    if b is not None:
-        y = tf.nn.bias_add(y, _const(b))
-    return _out(y, x.dtype)
-
-
-def dense_backward(dy: Array, x: Array, w: Array) -> tuple[Array, Array, Array]:
-    """See refcnn.dense_backward (GradientTape of matmul + bias_add with a zero bias)."""
-    xt, wt, b = _const(x), _const(w), _zeros((w.shape[1],), dy.dtype)
-    dx, dw, db = _grads(
-        lambda: tf.nn.bias_add(tf.linalg.matmul(xt, wt), b), [xt, wt, b], _const(dy)
-    )
-    return _out(dx, dy.dtype), _out(dw, dy.dtype), _out(db, dy.dtype)
+    return _with_bias(tf.linalg.matmul(x, w), b)
 
 
 # -- activations ------------------------------------------------------------------------------
 
 
-def _activation_backward(function: Any, dy: Array, x: Array) -> Array:
-    xt = _const(x)
-    (dx,) = _grads(lambda: function(xt), [xt], _const(dy))
-    return _out(dx, dy.dtype)
+def relu(x: Any) -> Any:
+    """See refcnn.relu (``tf.nn.relu``; ``ReluGrad`` is 0 at ``x == 0``)."""
+    return tf.nn.relu(x)
 
 
-def relu(x: Array) -> Array:
-    """See refcnn.relu (``tf.nn.relu``)."""
-    return _out(tf.nn.relu(_const(x)), x.dtype)
-
-
-def relu_backward(dy: Array, x: Array) -> Array:
-    """See refcnn.relu_backward (``ReluGrad`` at ``x``; 0 at ``x == 0``)."""
-    return _activation_backward(tf.nn.relu, dy, x)
-
-
-def sigmoid(x: Array) -> Array:
+def sigmoid(x: Any) -> Any:
     """See refcnn.sigmoid (``tf.math.sigmoid``)."""
-    return _out(tf.math.sigmoid(_const(x)), x.dtype)
+    return tf.math.sigmoid(x)
 
 
-def sigmoid_backward(dy: Array, x: Array) -> Array:
-    """See refcnn.sigmoid_backward (GradientTape of ``tf.math.sigmoid`` at ``x``)."""
-    return _activation_backward(tf.math.sigmoid, dy, x)
-
-
-def tanh(x: Array) -> Array:
+def tanh(x: Any) -> Any:
     """See refcnn.tanh (``tf.math.tanh``)."""
-    return _out(tf.math.tanh(_const(x)), x.dtype)
-
-
-def tanh_backward(dy: Array, x: Array) -> Array:
-    """See refcnn.tanh_backward (GradientTape of ``tf.math.tanh`` at ``x``)."""
-    return _activation_backward(tf.math.tanh, dy, x)
+    return tf.math.tanh(x)
 
 
 # -- softmax ----------------------------------------------------------------------------------
 
 
-def softmax(z: Array, axis: int = -1) -> Array:
+def softmax(z: Any, axis: int = -1) -> Any:
     """See refcnn.softmax (``tf.nn.softmax``)."""
-    return _out(tf.nn.softmax(_const(z), axis=axis), z.dtype)
+    return tf.nn.softmax(z, axis=axis)
 
 
-def log_softmax(z: Array, axis: int = -1) -> Array:
+def log_softmax(z: Any, axis: int = -1) -> Any:
     """See refcnn.log_softmax (``tf.nn.log_softmax``)."""
-    return _out(tf.nn.log_softmax(_const(z), axis=axis), z.dtype)
+    return tf.nn.log_softmax(z, axis=axis)
 
 
-def _softmax_vjp(dp: Any, p: Any, axis: int) -> Any:
-    # TF's registered Softmax gradient, evaluated on the softmax output p itself.
-    return (dp - tf.math.reduce_sum(dp * p, axis=axis, keepdims=True)) * p
+def _softmax_backward(dp: Array, p: Array, axis: int = -1) -> Array:
+    """See refcnn.softmax_backward (TF's registered Softmax gradient, evaluated at ``p``)."""
+    g, pt = tensor(dp), tensor(p)
+    return array((g - tf.math.reduce_sum(g * pt, axis=axis, keepdims=True)) * pt)
 
 
-def softmax_jacobian(p: Array, axis: int = -1) -> Array:
-    """See refcnn.softmax_jacobian (row i is TF's softmax VJP of ``e_i`` at ``p``)."""
-    pt = _const(np.moveaxis(p, axis, -1))
-    k = int(pt.shape[-1])
-    if k == 0:
-        return np.zeros((*pt.shape, 0), dtype=p.dtype)
-    basis = tf.eye(k, dtype=pt.dtype)
-    rows = [_softmax_vjp(tf.broadcast_to(basis[i], pt.shape), pt, -1) for i in range(k)]
-    return _out(tf.stack(rows, axis=-2), p.dtype)
-
-
-def softmax_backward(dp: Array, p: Array, axis: int = -1) -> Array:
-    """See refcnn.softmax_backward (TF's Softmax gradient expression at ``p``)."""
-    return _out(_softmax_vjp(_const(dp), _const(p), axis), dp.dtype)
+OVERRIDES = {
+    "softmax_backward": (
+        _softmax_backward,
+        "TF has no kernel for the softmax VJP: its registered gradient is the expression "
+        "(g - sum(g * p)) * p of the softmax output p, which the API gives (recovering "
+        "z = log p would perturb p by eps*|log p|)",
+    ),
+}
 
 
 # -- losses -----------------------------------------------------------------------------------
@@ -537,46 +409,29 @@ def _reduce(per_sample: Any, reduction: str) -> Any:
     return tf.math.reduce_mean(per_sample)
 
 
-def _cross_entropy(p: Any, y: Array, axis: int, reduction: str, eps: float | None) -> Any:
+def cross_entropy(
+    p: Any,
+    y: Any,
+    *,
+    axis: int = -1,
+    reduction: str = "sum",
+    eps: float | None = None,
+) -> Any:
+    """See refcnn.cross_entropy (``tf.math.xlogy``, whose gradient is 0 at ``y == p == 0``)."""
     clipped = p if eps is None else tf.clip_by_value(p, eps, 1.0)
-    per_sample = -tf.math.reduce_sum(tf.math.xlogy(_const(y), clipped), axis=axis)
+    per_sample = -tf.math.reduce_sum(tf.math.xlogy(y, clipped), axis=axis)
     return _reduce(per_sample, reduction)
 
 
-def cross_entropy(
-    p: Array,
-    y: Array,
-    *,
-    axis: int = -1,
-    reduction: str = "sum",
-    eps: float | None = None,
-) -> Array:
-    """See refcnn.cross_entropy (``tf.math.xlogy``: 0 * log 0 = 0; ``clip_by_value`` for eps)."""
-    return _out(_cross_entropy(_const(p), y, axis, reduction, eps), p.dtype)
-
-
-def cross_entropy_backward(
-    p: Array,
-    y: Array,
-    *,
-    axis: int = -1,
-    reduction: str = "sum",
-    eps: float | None = None,
-) -> Array:
-    """See refcnn.cross_entropy_backward (GradientTape; 0 at ``y == p == 0``, module doc)."""
-    pt = _const(p)
-    (dp,) = _grads(lambda: _cross_entropy(pt, y, axis, reduction, eps), [pt])
-    return _out(dp, p.dtype)
-
-
-def _softmax_cross_entropy(
+def softmax_cross_entropy(
     logits: Any,
-    labels: Array,
-    axis: int,
-    reduction: str,
-    weights: Array | None,
-    ignore_index: int | None,
-    label_smoothing: float,
+    labels: Any,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Any = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
 ) -> Any:
     """torch.nn.functional.cross_entropy's loss, term by term, from TensorFlow ops."""
     ndim = len(logits.shape)
@@ -585,18 +440,18 @@ def _softmax_cross_entropy(
     perm = [i for i in range(ndim) if i != class_axis] + [class_axis]
     logp = tf.nn.log_softmax(tf.transpose(logits, perm), axis=-1)
     k = int(logp.shape[-1])
-    w = None if weights is None else _const(weights)
+    w = weights
     smoothing = label_smoothing > 0  # torch skips the smoothing terms entirely at 0
-    if labels.dtype.kind == "f":  # class probabilities
-        target = tf.transpose(_const(labels), perm)
+    if not isinstance(labels, np.ndarray):  # class probabilities (a floating tensor)
+        target = tf.transpose(labels, perm)
         if smoothing:
             target = target * (1 - label_smoothing) + label_smoothing / k
         product = logp * target if w is None else logp * target * w
         if reduction == "none":
             return -tf.math.reduce_sum(product, axis=-1)
         total = -tf.math.reduce_sum(product)
-        return total if reduction == "sum" else total / sample_count(labels.shape, axis)
-    index = _const(labels.astype(np.int64))
+        return total if reduction == "sum" else total / sample_count(tuple(labels.shape), axis)
+    index = tf.constant(labels.astype(np.int64))
     keep = tf.ones_like(index, dtype=tf.bool) if ignore_index is None else index != ignore_index
     safe = tf.where(keep, index, tf.zeros_like(index))  # any valid class; masked out below
     flat = tf.reshape(logp, (-1, k))
@@ -624,39 +479,47 @@ def _softmax_cross_entropy(
     return (1 - label_smoothing) * nll_total + smooth_total * (label_smoothing / k)
 
 
-def softmax_cross_entropy(
-    logits: Array,
-    labels: Array,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-    ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
-) -> Array:
-    """See refcnn.softmax_cross_entropy (torch's semantics from TF ops; module doc)."""
-    loss = _softmax_cross_entropy(
-        _const(logits), labels, axis, reduction, weights, ignore_index, label_smoothing
-    )
-    return _out(loss, logits.dtype)
+# -- network ----------------------------------------------------------------------------------
 
 
-def softmax_cross_entropy_backward(
-    logits: Array,
-    labels: Array,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-    ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
-) -> Array:
-    """See refcnn.softmax_cross_entropy_backward (GradientTape of the composed loss)."""
-    z = _const(logits)
-    (dz,) = _grads(
-        lambda: _softmax_cross_entropy(
-            z, labels, axis, reduction, weights, ignore_index, label_smoothing
-        ),
-        [z],
+def train_network(initial: dict[str, Array], batches: list[tuple[Array, Array]]) -> Trajectory:
+    """Train the network of :mod:`conformance.network` as Keras layers with Keras SGD."""
+    keras = tf.keras
+    dtype = str(initial["dense/kernel"].dtype)
+    layers = {
+        "conv2d": keras.layers.Conv2D(4, 3, padding="same", dtype=dtype),
+        "conv2d_1": keras.layers.Conv2D(6, 2, padding="valid", dtype=dtype),
+        "dense": keras.layers.Dense(CLASSES, dtype=dtype),
+    }
+    net = keras.Sequential(
+        [
+            keras.Input(INPUT_SHAPE, dtype=dtype),
+            layers["conv2d"],
+            keras.layers.ReLU(dtype=dtype),
+            keras.layers.MaxPooling2D(2, dtype=dtype),
+            layers["conv2d_1"],
+            keras.layers.Activation("tanh", dtype=dtype),
+            keras.layers.Flatten(dtype=dtype),
+            layers["dense"],
+        ]
     )
-    return _out(dz, logits.dtype)
+    for name, layer in layers.items():
+        layer.set_weights([initial[f"{name}/kernel"], initial[f"{name}/bias"]])
+    # dtype: Keras losses otherwise compute in floatx (float32) whatever the model's dtype.
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype=dtype)
+    optimizer = keras.optimizers.SGD(learning_rate=LR, momentum=MOMENTUM)
+    losses, params = [], []
+    for x, labels in batches:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(tf.constant(labels), net(tf.constant(x), training=True))
+        grads = tape.gradient(loss, net.trainable_variables)
+        optimizer.apply_gradients(zip(grads, net.trainable_variables, strict=True))
+        losses.append(float(loss))
+        params.append(
+            {
+                f"{name}/{key}": np.array(weight)
+                for name, layer in layers.items()
+                for key, weight in zip(("kernel", "bias"), layer.get_weights(), strict=True)
+            }
+        )
+    return Trajectory(losses, params)

@@ -1,0 +1,262 @@
+"""The op registry: every public refcnn function the suite checks, each written once.
+
+One :class:`Op` per function: the family strategy that draws its cases (calls are built
+from refcnn's own signature, :func:`conformance.strategies.make_call`), the names of its
+outputs, its error model (:mod:`conformance.tolerance`), and for a backward function how it
+derives from its forward (:class:`Gradient`: which forward, which inputs it differentiates,
+which argument is the upstream gradient, and which inputs a linear op is evaluated at zero
+for). ``conformance/test_ops.py`` runs one test over :data:`REGISTRY`, and
+:mod:`conformance.frameworks` derives every adapter's backward functions from this table, so
+adding a function is one row here (plus its family strategy and error model when they are
+new), and adding a framework is one adapter module of forwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+from hypothesis import strategies as st
+
+from conformance import strategies as cs
+from conformance import tolerance as tol
+from conformance.strategies import Call
+
+__all__ = [
+    "DTYPES",
+    "OPS",
+    "REGISTRY",
+    "Gradient",
+    "JacobianRows",
+    "Op",
+    "bounds",
+    "output_names",
+]
+
+#: The dtypes every function is checked in (refcnn's float64 is always the truth).
+DTYPES = ("float64", "float32", "float16")
+
+Array: TypeAlias = npt.NDArray[Any]
+ShapeRule: TypeAlias = Callable[[Mapping[str, Any]], tuple[int, ...]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Gradient:
+    """How a backward function derives from its forward: a vector-Jacobian product.
+
+    ``forward(**primals)`` is differentiated with respect to ``wrt`` (in the backward's
+    output order), with the upstream gradient ``params[cotangent]`` (ones when None: a
+    loss's gradient). The primals are the backward's arguments of the same names, except
+    those in ``zeros``: inputs the forward is linear in (their value does not change the
+    gradient) or that the backward does not receive, evaluated at zeros of the given shape.
+    ``unless`` names why the generic derivation is wrong for this function (an adapter
+    must then override it with the framework's own documented route).
+    """
+
+    forward: str
+    wrt: tuple[str, ...]
+    cotangent: str | None = None
+    zeros: Mapping[str, ShapeRule] = dataclasses.field(default_factory=dict)
+    unless: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class JacobianRows:
+    """A Jacobian built row by row from a backward function: row i is its VJP of ``e_i``."""
+
+    backward: str
+    cotangent: str
+    at: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Op:
+    """One public function: cases, outputs, error model, derivation (backwards only)."""
+
+    name: str
+    cases: Callable[..., st.SearchStrategy[cs.Case]]
+    error_model: tol.ErrorModel
+    outputs: tuple[str, ...] = ("y",)
+    derivation: Gradient | JacobianRows | None = None
+
+    def strategy(self) -> st.SearchStrategy[cs.Case]:
+        """Return the strategy drawing this function's cases."""
+        return self.cases(op=self.name)
+
+
+def _shape_of(name: str) -> ShapeRule:
+    """Zeros shaped by a shape argument of the backward (``input_shape``, ...)."""
+    return lambda params: tuple(int(n) for n in params[name])
+
+
+def _last_axis_of(name: str) -> ShapeRule:
+    """Shape a bias: one entry per output channel, the last axis of ``params[name]``."""
+    return lambda params: (int(np.shape(params[name])[-1]),)
+
+
+# conv2d_backward_bias receives dy only: its forward is a 1x1 conv2d of a zero
+# (N, OH, OW, 1) input with a zero (1, 1, 1, O) filter, whose bias gradient is sum(dy).
+_BIAS_PRIMALS: dict[str, ShapeRule] = {
+    "x": lambda params: (*np.shape(params["dy"])[:-1], 1),
+    "w": lambda params: (1, 1, 1, int(np.shape(params["dy"])[-1])),
+    "b": _last_axis_of("dy"),
+}
+
+_SOFTMAX_AT_P = (
+    "the API gives p = softmax(z), not z: differentiating softmax(log p) perturbs p by "
+    "eps*|log p| before the framework runs at all, so each adapter evaluates its "
+    "framework's own softmax VJP at p"
+)
+
+_OPS = (
+    # convolution
+    Op("conv2d", cs.conv2d_cases, tol.conv2d_bound),
+    Op(
+        "conv2d_backward_input",
+        cs.conv2d_cases,
+        tol.conv2d_backward_input_bound,
+        ("dx",),
+        Gradient("conv2d", ("x",), "dy", {"x": _shape_of("input_shape")}),
+    ),
+    Op(
+        "conv2d_backward_filter",
+        cs.conv2d_cases,
+        tol.conv2d_backward_filter_bound,
+        ("dw",),
+        Gradient("conv2d", ("w",), "dy", {"w": _shape_of("filter_shape")}),
+    ),
+    Op(
+        "conv2d_backward_bias",
+        cs.conv2d_cases,
+        tol.conv2d_backward_bias_bound,
+        ("db",),
+        Gradient("conv2d", ("b",), "dy", _BIAS_PRIMALS),
+    ),
+    Op(
+        "conv2d_backward",
+        cs.conv2d_cases,
+        tol.conv2d_backward_bound,
+        ("dx", "dw", "db"),
+        Gradient("conv2d", ("x", "w", "b"), "dy", {"b": _last_axis_of("w")}),
+    ),
+    # pooling
+    Op("max_pool2d", cs.pool_cases, tol.exact_bound),
+    Op(
+        "max_pool2d_backward",
+        cs.pool_cases,
+        tol.max_pool2d_backward_bound,
+        ("dx",),
+        Gradient("max_pool2d", ("x",), "dy"),
+    ),
+    Op("avg_pool2d", cs.pool_cases, tol.avg_pool2d_bound),
+    Op(
+        "avg_pool2d_backward",
+        cs.pool_cases,
+        tol.avg_pool2d_backward_bound,
+        ("dx",),
+        Gradient("avg_pool2d", ("x",), "dy", {"x": _shape_of("input_shape")}),
+    ),
+    # flatten and dense
+    Op("flatten", cs.flatten_cases, tol.exact_bound),
+    Op(
+        "flatten_backward",
+        cs.flatten_cases,
+        tol.exact_bound,
+        ("dx",),
+        Gradient("flatten", ("x",), "dy", {"x": _shape_of("input_shape")}),
+    ),
+    Op("dense", cs.dense_cases, tol.dense_bound),
+    Op(
+        "dense_backward",
+        cs.dense_cases,
+        tol.dense_backward_bound,
+        ("dx", "dw", "db"),
+        Gradient("dense", ("x", "w", "b"), "dy", {"b": _last_axis_of("w")}),
+    ),
+    # activations
+    Op("relu", cs.activation_cases, tol.exact_bound),
+    Op(
+        "relu_backward",
+        cs.activation_cases,
+        tol.exact_bound,
+        ("dx",),
+        Gradient("relu", ("x",), "dy"),
+    ),
+    Op("sigmoid", cs.activation_cases, tol.sigmoid_bound),
+    Op(
+        "sigmoid_backward",
+        cs.activation_cases,
+        tol.sigmoid_backward_bound,
+        ("dx",),
+        Gradient("sigmoid", ("x",), "dy"),
+    ),
+    Op("tanh", cs.activation_cases, tol.tanh_bound),
+    Op(
+        "tanh_backward",
+        cs.activation_cases,
+        tol.tanh_backward_bound,
+        ("dx",),
+        Gradient("tanh", ("x",), "dy"),
+    ),
+    # softmax
+    Op("softmax", cs.softmax_cases, tol.softmax_bound),
+    Op("log_softmax", cs.softmax_cases, tol.log_softmax_bound),
+    Op(
+        "softmax_jacobian",
+        cs.softmax_cases,
+        tol.softmax_jacobian_bound,
+        ("jacobian",),
+        JacobianRows("softmax_backward", "dp", "p"),
+    ),
+    Op(
+        "softmax_backward",
+        cs.softmax_cases,
+        tol.softmax_backward_bound,
+        ("dz",),
+        Gradient("softmax", ("z",), "dp", unless=_SOFTMAX_AT_P),
+    ),
+    # losses
+    Op("cross_entropy", cs.cross_entropy_cases, tol.cross_entropy_bound, ("loss",)),
+    Op(
+        "cross_entropy_backward",
+        cs.cross_entropy_cases,
+        tol.cross_entropy_backward_bound,
+        ("dp",),
+        Gradient("cross_entropy", ("p",)),
+    ),
+    Op(
+        "softmax_cross_entropy",
+        cs.softmax_cross_entropy_cases,
+        tol.softmax_cross_entropy_bound,
+        ("loss",),
+    ),
+    Op(
+        "softmax_cross_entropy_backward",
+        cs.softmax_cross_entropy_cases,
+        tol.softmax_cross_entropy_backward_bound,
+        ("dlogits",),
+        Gradient("softmax_cross_entropy", ("logits",)),
+    ),
+)
+
+#: Every checked function by name, in the order the report lists families.
+REGISTRY: dict[str, Op] = {op.name: op for op in _OPS}
+OPS: tuple[Op, ...] = tuple(REGISTRY.values())
+
+
+def output_names(op: str) -> tuple[str, ...]:
+    """Return the names of ``op``'s outputs (one name: a single array is returned)."""
+    return REGISTRY[op].outputs
+
+
+def bounds(call: Call, truth: tuple[Array, ...], dtype: npt.DTypeLike) -> tuple[tol.Bound, ...]:
+    """Elementwise error bounds for each output of ``call`` (float64 arguments) in ``dtype``."""
+    result = REGISTRY[call.op].error_model(call, truth, tol.tolerance(dtype))
+    for b, t in zip(result, truth, strict=True):
+        if b.bound.shape != t.shape:
+            msg = f"{call.op}: error model gave shape {b.bound.shape} for output {t.shape}"
+            raise AssertionError(msg)
+    return result
