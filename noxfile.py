@@ -26,10 +26,22 @@ TEST_MATRIX = [
     for numpy in (NUMPY_OLDEST[python], "latest")
 ]
 
-# torch: only the local CPU wheel of 2.13.0 for CPython 3.11 is allowed (any other wheel
-# is a multi-GB CUDA download); tensorflow-cpu installs from the registry on 3.11 and 3.12.
-FRAMEWORK_PINS = {"torch": "torch==2.13.0", "tensorflow": "tensorflow-cpu>=2.16,<2.22"}
-CONFORMANCE_MATRIX = [("3.11", "torch"), ("3.11", "tensorflow"), ("3.12", "tensorflow")]
+# The nox pins of each framework adapter in conformance/frameworks, and the Pythons its
+# conformance session runs on. torch: only the local CPU wheel of 2.13.0 for CPython 3.11
+# is allowed (any other wheel is a multi-GB CUDA download); tensorflow-cpu installs from the
+# registry on 3.10-3.13; jax (CPU wheels) and onnxruntime (with onnx, which builds the
+# one-node models) next to NumPy 2.4 on 3.11.
+FRAMEWORK_PINS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "torch": (("torch==2.13.0",), ("3.11",)),
+    "tensorflow": (("tensorflow-cpu>=2.16,<2.22",), ("3.11", "3.12")),
+    "jax": (("jax>=0.4.30",), ("3.11",)),
+    "onnxruntime": (("onnxruntime>=1.18", "onnx>=1.16"), ("3.11",)),
+}
+CONFORMANCE_MATRIX = [
+    (python, framework)
+    for framework, (_, pythons) in FRAMEWORK_PINS.items()
+    for python in pythons
+]
 
 
 @nox.session(python=MAIN_PYTHON)
@@ -72,7 +84,7 @@ def tests(session: nox.Session, numpy: str) -> None:
 )
 def conformance(session: nox.Session, framework: str) -> None:
     """Hypothesis conformance of refcnn against one framework; writes the report."""
-    session.install("-e", ".[conformance]", FRAMEWORK_PINS[framework])
+    session.install("-e", ".[conformance]", *FRAMEWORK_PINS[framework][0])
     report_dir = os.path.join("conformance-report", f"{framework}-{session.python}")
     session.run(
         "python",
@@ -96,7 +108,7 @@ def conformance(session: nox.Session, framework: str) -> None:
 @nox.session(python=MAIN_PYTHON)
 def bench(session: nox.Session) -> None:
     """Time refcnn against PyTorch and TensorFlow (see benchmarks/README.md)."""
-    session.install("-e", ".", FRAMEWORK_PINS["torch"], FRAMEWORK_PINS["tensorflow"])
+    session.install("-e", ".", *FRAMEWORK_PINS["torch"][0], *FRAMEWORK_PINS["tensorflow"][0])
     session.install("threadpoolctl")
     session.run(
         "python", "benchmarks/bench.py", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"}

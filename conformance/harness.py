@@ -223,6 +223,27 @@ def framework_inputs(call: Call, adapter: Adapter) -> tuple[Call, list[str]]:
     return call, rules
 
 
+def _absolute_accuracy(
+    bounds_: tuple[tolerance.Bound, ...], adapter: Adapter, op: str, dtype: np.dtype[Any]
+) -> tuple[tuple[tolerance.Bound, ...], str]:
+    """Widen a framework's bounds to its documented absolute accuracy for ``op``.
+
+    For a kernel that is accurate to ``k`` eps in absolute terms only (its relative error
+    grows without bound as the result goes to 0), every element is allowed ``k * eps``;
+    the rule is reported only when it widened some element. The implementation is always
+    held to the relative bound.
+    """
+    multiple, reason = adapter.absolute_accuracy[op]
+    allowance = multiple * tolerance.tolerance(dtype).eps
+    widened = tuple(
+        b._replace(bound=np.maximum(b.bound, allowance), formula=f"{b.formula}, or {reason}")
+        for b in bounds_
+    )
+    used = any(bool(np.any(b.bound < allowance)) for b in bounds_)
+    rule = f"{adapter.name} {op} held to {multiple:g} eps absolute ({reason})" if used else ""
+    return (widened if used else bounds_), rule
+
+
 class _Side(NamedTuple):
     """One thing compared against the oracle: the implementation or a framework adapter."""
 
@@ -294,6 +315,11 @@ class Harness:
             truth = self._truth(truth_call, key)
             bounds_ = bounds(truth_call, truth, dt)
             note = "; ".join([note, *rules]) if note else "; ".join(rules)
+        if op in adapter.absolute_accuracy:
+            bounds_, rule = _absolute_accuracy(bounds_, adapter, op, dt)
+            if rule:
+                self.recorder.rule(key, rule)
+                note = "; ".join([note, rule]) if note else rule
         excluded = tolerance.range_limited(bounds_, truth, dt)
         if any(mask.any() for mask in excluded):
             rule = f"{dt} partial sums can overflow: those elements not compared (range rule)"

@@ -1,13 +1,14 @@
 """The conformance report: a matrix function x framework x dtype, as JSON and Markdown.
 
-The harness records, per key ``(function, framework, dtype)``, how many examples ran, how
-many the framework could not express (with the reasons), how many max-pool examples were
-a framework was compared on under a documented rule (tie-broken max-pool input, subnormals
-flushed to zero) and why, whether the function is not implemented, and the
-largest normalized error of the implementation and of the framework against the float64
-oracle (1 is the tolerance). The pytest hooks in ``conftest.py`` add each test's outcome.
-Under pytest-xdist every worker writes its rows to ``<report-dir>/partial/<worker>.json``
-and the controller merges them (:func:`merge`) into ``report.json`` and ``report.md``.
+The harness records, per key ``(function, framework, dtype)``: how many examples ran; how
+many the framework could not express, with the reasons; how many it was compared on under a
+documented rule (subnormals flushed to zero, max-pool ties broken, float16 partial sums past
+the range not compared, a kernel's documented absolute accuracy), with the rule; whether the
+function is not implemented; and the largest normalized error of the implementation and of
+the framework against the float64 oracle (1 is the tolerance). The pytest hooks in
+``conftest.py`` add each test's outcome. Under pytest-xdist every worker writes its rows to
+``<report-dir>/partial/<worker>.json`` and the controller merges them (:func:`merge`) into
+``report.json`` and ``report.md``.
 """
 
 from __future__ import annotations
@@ -210,6 +211,11 @@ def render_markdown(rows: list[Row], meta: Mapping[str, Any]) -> str:
             f"- not compared: {name} ({why})"
             for name, why in meta.get("frameworks_excluded", {}).items()
         ),
+        *(
+            f"- {name}: " + ", ".join(f"{k} {v}" for k, v in info.items())
+            for name, info in meta.get("framework_setup", {}).items()
+        ),
+        f"- device: {meta.get('device', 'cpu')}",
         f"- numpy {meta.get('numpy')}, hypothesis {meta.get('hypothesis')}, "
         f"python {meta.get('python')}",
         f"- profile: {meta.get('profile')}; date: {meta.get('date')}",
@@ -240,15 +246,22 @@ def render_markdown(rows: list[Row], meta: Mapping[str, Any]) -> str:
             "",
             "## Documented rule differences",
             "",
-            "Examples a framework was compared on after a documented rule changed its inputs "
-            "(the implementation always gets the originals): subnormals flushed to zero "
-            "(FTZ/DAZ), max-pool ties broken toward refcnn's first maximum for frameworks "
-            "with another MAX_POOL_TIE_RULE. See conformance/harness.py.",
+            "Examples a framework was compared on under a documented rule (the "
+            "implementation always gets the original inputs and every element): subnormals "
+            "flushed to zero (FTZ/DAZ), max-pool ties broken toward refcnn's first maximum "
+            "for frameworks with another MAX_POOL_TIE_RULE, float16 elements whose partial "
+            "sums can pass 65504 not compared, a kernel's measured absolute accuracy. See "
+            "conformance/harness.py.",
             "",
         ]
         for r in ruled:
             for reason, n in sorted(r.rule_reasons.items(), key=lambda kv: -kv[1]):
                 lines.append(f"- {r.function} / {r.framework} / {r.dtype}: {n} x {reason}")
+    limits = meta.get("framework_limits", {})
+    if any(limits.values()):
+        lines += ["", "## What the frameworks cannot express (their adapters' LIMITS)", ""]
+        for name, topics in limits.items():
+            lines += [f"- {name} / {topic}: {why}" for topic, why in topics.items()]
     failures = [r for r in rows if r.failure or r.not_implemented]
     if failures:
         lines += ["", "## Failures and gaps", ""]

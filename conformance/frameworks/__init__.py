@@ -18,9 +18,12 @@ starting with ``_`` are helpers) supplies
   framework without autodiff, whose backward functions are then not expressible;
 - ``setup(device, allow_tf32)``: determinism and placement, returning what the report
   records (device, library versions, reduced-precision math);
-- optionally ``OVERRIDES`` (backward name -> ``(function, reason)``) and
+- optionally ``evaluate(f, tensors)``, how it runs ``f(*tensors)`` (JAX compiles it), and
+  ``OVERRIDES`` (backward name -> ``(function, reason)``) and
   ``GRADIENT_FORWARDS`` (forward name -> ``(function, reason)``), only for documented quirks,
-  and ``MAX_POOL_TIE_RULE``; ``train_network`` for the network-level test.
+  ``ABSOLUTE_ACCURACY`` (function -> ``(k, reason)``: a kernel measured to be accurate to
+  ``k`` eps in absolute terms only, compared under that documented rule, counted in the
+  report), ``MAX_POOL_TIE_RULE``, and ``train_network`` for the network-level test.
 
 Every backward function of the API is derived here, once, from the op registry
 (:mod:`conformance.ops`): the VJP of the adapter's forward with the caller's upstream
@@ -142,6 +145,9 @@ class Adapter:
         self.gradient_forwards: dict[str, tuple[Callable[..., Any], str]] = dict(
             getattr(module, "GRADIENT_FORWARDS", {})
         )
+        self.absolute_accuracy: dict[str, tuple[float, str]] = dict(
+            getattr(module, "ABSOLUTE_ACCURACY", {})
+        )
         self._registry = REGISTRY
         self._functions: dict[str, Callable[..., Any] | None] = {}
         self._reasons: dict[str, str] = {}
@@ -186,16 +192,16 @@ class Adapter:
             return self._wrap_forward(op, forward)
         if isinstance(derivation, JacobianRows):
             return self._jacobian(op, derivation)
-        if derivation.unless:
-            self._reasons[op] = (
-                f"{op} cannot be derived generically ({derivation.unless}) and the "
-                f"{self.name} adapter has no override for it"
-            )
-            return None
         if getattr(self.module, "vjp", None) is None:
             self._reasons[op] = (
                 f"{self.name} has no automatic differentiation: backward functions are not "
                 "expressible"
+            )
+            return None
+        if derivation.unless:
+            self._reasons[op] = (
+                f"{op} cannot be derived generically ({derivation.unless}) and the "
+                f"{self.name} adapter has no override for it"
             )
             return None
         forward = self._forward(derivation.forward)
@@ -209,10 +215,22 @@ class Adapter:
     def _convert(self, values: Mapping[str, Any]) -> dict[str, Any]:
         return {k: self.module.tensor(v) if _is_floating(v) else v for k, v in values.items()}
 
+    def _evaluate(self, f: Callable[..., Any], tensors: list[Any]) -> Any:
+        # An adapter may compile what it runs (JAX's jit); by default f runs eagerly.
+        evaluate = getattr(self.module, "evaluate", None)
+        return f(*tensors) if evaluate is None else evaluate(f, tensors)
+
     def _wrap_forward(self, op: str, forward: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
             params = _bind(op, args, kwargs)
-            return self.module.array(forward(**self._convert(params)))
+            names = [name for name, value in params.items() if _is_floating(value)]
+            constants = {k: v for k, v in params.items() if k not in names}
+
+            def f(*tensors: Any) -> Any:
+                return forward(**constants, **dict(zip(names, tensors, strict=True)))
+
+            tensors = [self.module.tensor(params[name]) for name in names]
+            return self.module.array(self._evaluate(f, tensors))
 
         call.__name__ = op
         return call
