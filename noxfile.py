@@ -38,9 +38,7 @@ FRAMEWORK_PINS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "onnxruntime": (("onnxruntime>=1.18", "onnx>=1.16"), ("3.11",)),
 }
 CONFORMANCE_MATRIX = [
-    (python, framework)
-    for framework, (_, pythons) in FRAMEWORK_PINS.items()
-    for python in pythons
+    (python, framework) for framework, (_, pythons) in FRAMEWORK_PINS.items() for python in pythons
 ]
 
 
