@@ -34,8 +34,8 @@ TEST_MATRIX = [
 FRAMEWORK_PINS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "torch": (("torch==2.13.0",), ("3.11",)),
     "tensorflow": (("tensorflow-cpu>=2.16,<2.22",), ("3.11", "3.12")),
-    "jax": (("jax>=0.4.30",), ("3.11",)),
-    "onnxruntime": (("onnxruntime>=1.18", "onnx>=1.16"), ("3.11",)),
+    "jax": (("jax==0.10.2", "jaxlib==0.10.2"), ("3.11",)),
+    "onnxruntime": (("onnxruntime==1.32.0", "onnx==1.23.2"), ("3.11",)),
 }
 CONFORMANCE_MATRIX = [
     (python, framework) for framework, (_, pythons) in FRAMEWORK_PINS.items() for python in pythons

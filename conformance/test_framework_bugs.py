@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import refcnn
-from conformance.frameworks import adapter
+from conformance.frameworks import NotExpressible, adapter
 
 
 def test_torch_float32_conv2d_single_channel_permuted_input() -> None:
@@ -23,3 +23,76 @@ def test_torch_float32_conv2d_single_channel_permuted_input() -> None:
     expected = refcnn.conv2d(x, w, strides=(1, 3))
     np.testing.assert_array_equal(expected.ravel(), [120, 184, 248])
     np.testing.assert_array_equal(torch_api.conv2d(x, w, strides=(1, 3)), expected)
+
+
+def _onnx_node(op: str, x: np.ndarray, **attributes: object) -> np.ndarray:
+    """Run one ONNX node on ONNX Runtime's CPU provider, without the adapter's translation."""
+    ort = pytest.importorskip("onnxruntime")
+    helper = pytest.importorskip("onnx.helper")
+    tensor_type = helper.np_dtype_to_tensor_dtype(x.dtype)
+    graph = helper.make_graph(
+        [helper.make_node(op, ["x"], ["y"], **attributes)],
+        op,
+        [helper.make_tensor_value_info("x", tensor_type, list(x.shape))],
+        [helper.make_tensor_value_info("y", tensor_type, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(None, {"x": x})[0])
+
+
+def test_onnxruntime_average_pool_same_upper_with_stride_above_window_crops() -> None:
+    # ONNX's SAME pad total (out - 1) * s + k - n is not clamped at 0 (TensorFlow's is):
+    # H = 3, k = 1, s = 3 gives -2, and ONNX Runtime 1.32's AveragePool crops a row from
+    # each side instead of refusing (its MaxPool raises "padding values must be
+    # non-negative"), so the window reads row 1 instead of row 0: -1 instead of 1.
+    x = np.array([0.0, 2.0, -1.0, -1.0, 2.0, -3.0], dtype=np.float32).reshape(1, 3, 2, 1)
+    expected = refcnn.avg_pool2d(x, (1, 2), strides=(3, 1), padding="SAME")
+    np.testing.assert_array_equal(expected.ravel(), [1.0, 2.0])
+    nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    raw = _onnx_node(
+        "AveragePool", nchw, kernel_shape=[1, 2], strides=[3, 1], auto_pad="SAME_UPPER"
+    )
+    assert raw.ravel()[0] == -1.0  # the finding; if this changes, revisit the adapter
+    with pytest.raises(Exception, match="padding values must be non-negative"):
+        _onnx_node("MaxPool", nchw, kernel_shape=[1, 2], strides=[3, 1], auto_pad="SAME_UPPER")
+    # The adapter passes refcnn's (TensorFlow's) pads explicitly in that case.
+    np.testing.assert_array_equal(
+        adapter("onnxruntime").avg_pool2d(x, (1, 2), strides=(3, 1), padding="SAME"), expected
+    )
+
+
+def test_onnxruntime_pool_window_larger_than_input_gives_an_output() -> None:
+    # VALID, a 2x2 window on a 1x4 map: ONNX's floor((1 - 2) / 2 + 1) = 0 output rows, as in
+    # refcnn and TensorFlow; ONNX Runtime 1.32 truncates (1 - 2) / 2 toward zero and returns
+    # one row of maxima over the clipped window. The adapter refuses such cases.
+    x = np.arange(1, 5, dtype=np.float32).reshape(1, 1, 4, 1)
+    assert refcnn.max_pool2d(x, 2).shape == (1, 0, 2, 1)
+    raw = _onnx_node("MaxPool", x.transpose(0, 3, 1, 2).copy(), kernel_shape=[2, 2], strides=[2, 2])
+    assert raw.shape == (1, 1, 1, 2)  # the finding
+    with pytest.raises(NotExpressible, match="empty dim"):
+        adapter("onnxruntime").max_pool2d(x, 2)
+
+
+def test_onnxruntime_sigmoid_is_accurate_in_absolute_terms_only() -> None:
+    # The documented rule in the adapter's ABSOLUTE_ACCURACY: sigmoid(-17) = 4.14e-8 is a
+    # normal float32; ONNX Runtime 1.32 returns 8.94e-8 (off by 116%, torch and TensorFlow
+    # are within 6 eps relative) and 0 for some x below -16, while staying within 2 eps
+    # absolute everywhere.
+    x = np.array([-17.0, -3.5], dtype=np.float32)
+    raw = _onnx_node("Sigmoid", x).astype(np.float64)
+    truth = refcnn.sigmoid(x.astype(np.float64))
+    assert abs(raw[0] - truth[0]) / truth[0] > 1.0  # the finding
+    assert np.all(np.abs(raw - truth) <= 2 * np.finfo(np.float32).eps)
+
+
+def test_jax_clip_gradient_at_the_bound_is_one_half() -> None:
+    # JAX splits max/min gradients between tied arguments, so jnp.clip(p, eps, 1) has
+    # derivative 0.5 at p == 1; refcnn (and torch.clamp, tf.clip_by_value) pass 1. The
+    # adapter clamps with jnp.where; pinned so the adapter keeps refcnn's value.
+    jax = pytest.importorskip("jax")
+    assert float(jax.grad(lambda p: jax.numpy.clip(p, 1e-7, 1.0))(1.0)) == 0.5
+    p = np.array([1.0])
+    expected = refcnn.cross_entropy_backward(p, p, eps=1e-7)
+    np.testing.assert_array_equal(expected, [-1.0])
+    np.testing.assert_array_equal(adapter("jax").cross_entropy_backward(p, p, eps=1e-7), expected)
