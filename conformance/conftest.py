@@ -53,6 +53,7 @@ import os
 import platform
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +61,22 @@ import hypothesis
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.errors import FlakyFailure, Unsatisfiable
 
+from conformance.deviations import Deviations, DeviationsError, load_deviations
 from conformance.frameworks import Adapter, AdapterInfo, discover, load
-from conformance.harness import Harness
-from conformance.ops import DTYPES
-from conformance.report import Collector, load_partials, merge, write_report
+from conformance.harness import Harness, Options
+from conformance.ops import DTYPES, REGISTRY
+from conformance.report import (
+    Collector,
+    Row,
+    gate_verdict,
+    load_partials,
+    merge,
+    stale_deviations,
+    write_report,
+)
 
 ADAPTERS: dict[str, AdapterInfo] = discover()
 PROFILE_ENV = "HYPOTHESIS_PROFILE"
@@ -81,16 +93,24 @@ DEFAULT_PROFILE = "quick"
 # too_slow: drawing one case resolves its geometry and builds up to ~4000-element arrays
 # (measured 1-20 ms per draw); on a loaded 2-core CI runner with xdist that can cross the
 # health check's budget for the first draws without the strategies being at fault.
+# filter_too_much: a case the implementation refuses or a framework cannot express is
+# rejected so another is drawn; a framework that cannot run, say, half the conv cases
+# (TensorFlow's empty outputs) must not trip the health check for it.
 _COMMON: dict[str, Any] = {
     "deadline": None,
-    "suppress_health_check": [HealthCheck.too_slow],
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much],
 }
-settings.register_profile("dev", max_examples=10, **_COMMON)
-settings.register_profile("quick", max_examples=60, **_COMMON)
-settings.register_profile(
-    "ci", max_examples=150, derandomize=True, database=None, print_blob=True, **_COMMON
-)
-settings.register_profile("thorough", max_examples=1500, print_blob=True, **_COMMON)
+#: Profile name -> settings; ``explore`` is the only one keeping an example database.
+PROFILES: dict[str, dict[str, Any]] = {
+    "dev": {"max_examples": 10},
+    "quick": {"max_examples": 60},
+    "ci": {"max_examples": 150, "derandomize": True, "database": None, "print_blob": True},
+    "thorough": {"max_examples": 1500, "print_blob": True},
+    "explore": {"max_examples": 500, "print_blob": True},
+}
+DEFAULT_EXAMPLE_DB = ".hypothesis/conformance-examples"
+for _name, _values in PROFILES.items():
+    settings.register_profile(_name, **_values, **_COMMON)
 
 
 @dataclasses.dataclass
@@ -104,10 +124,16 @@ class State:
     profile: str
     worker: str | None
     device: str = "cpu"
+    functions: frozenset[str] = frozenset(REGISTRY)
+    deviations: Deviations = dataclasses.field(default_factory=Deviations)
+    max_examples: int = 0
+    seed: int | None = None
     adapters: dict[str, Adapter] = dataclasses.field(default_factory=dict)
     setups: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     collector: Collector = dataclasses.field(default_factory=Collector)
     markdown: str = ""
+    rows: list[Row] = dataclasses.field(default_factory=list)
+    verdict: tuple[bool, str] | None = None
 
 
 STATE = pytest.StashKey[State]()
@@ -147,6 +173,60 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="directory for report.json and report.md (default: ./conformance-report)",
     )
+    group.addoption(
+        "--functions",
+        default="",
+        metavar="NAMES",
+        help="comma-separated functions to judge (default: all); the others are reported as "
+        "excluded, and the gate does not require them",
+    )
+    group.addoption(
+        "--deviations",
+        default="",
+        metavar="FILE",
+        help="TOML file of the implementation's declared deviations (see "
+        "conformance/deviations.py); each use is counted, unused ones reported stale",
+    )
+    group.addoption(
+        "--strict-warnings",
+        action="store_true",
+        help="fail a case whose values pass but whose implementation warned (default: "
+        "warnings are counted in the report)",
+    )
+    group.addoption(
+        "--no-layouts",
+        action="store_true",
+        help="pass C-contiguous arrays only (default: also Fortran-ordered, transposed, "
+        "negative-stride, strided and read-only copies of the same values)",
+    )
+    group.addoption(
+        "--profile",
+        default="",
+        metavar="NAME",
+        help=f"Hypothesis profile: {', '.join(PROFILES)} (default: $HYPOTHESIS_PROFILE or "
+        f"{DEFAULT_PROFILE}); --hypothesis-profile is the same option",
+    )
+    group.addoption(
+        "--max-examples",
+        type=int,
+        default=0,
+        metavar="N",
+        help="examples per function, framework and dtype (overrides the profile's)",
+    )
+    group.addoption(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="random seed of a randomized profile (same as --hypothesis-seed)",
+    )
+    group.addoption(
+        "--example-db",
+        default=DEFAULT_EXAMPLE_DB,
+        metavar="PATH",
+        help=f"example database of the explore profile (default: {DEFAULT_EXAMPLE_DB}); "
+        "other profiles keep none",
+    )
 
 
 def _resolve_frameworks(choice: str, device: str) -> tuple[list[str], dict[str, str]]:
@@ -184,10 +264,53 @@ def _set_up(
     return adapters, setups
 
 
+def _load_profile(config: pytest.Config) -> tuple[str, int, int | None]:
+    """Load the chosen Hypothesis profile, with --max-examples and --seed applied.
+
+    Hypothesis' own ``--hypothesis-profile`` is read here too (and cleared, so its plugin
+    does not load the profile again without the overrides); an unknown name is a usage error.
+    """
+    named = config.getoption("profile") or config.getoption("hypothesis_profile", None)
+    config.option.hypothesis_profile = None
+    profile = named or os.environ.get(PROFILE_ENV, DEFAULT_PROFILE)
+    if profile not in PROFILES:
+        msg = f"unknown Hypothesis profile {profile!r}; choose one of {', '.join(PROFILES)}"
+        raise pytest.UsageError(msg)
+    values = {**PROFILES[profile], **_COMMON}
+    if profile == "explore":
+        db_path = Path(config.invocation_params.dir, config.getoption("example_db"))
+        values["database"] = DirectoryBasedExampleDatabase(str(db_path))
+    max_examples = config.getoption("max_examples") or values["max_examples"]
+    if max_examples < 1:
+        msg = f"--max-examples must be >= 1, got {max_examples}"
+        raise pytest.UsageError(msg)
+    values["max_examples"] = max_examples
+    seed = config.getoption("seed")
+    if seed is None:
+        seed = config.getoption("hypothesis_seed", None)
+    elif values.get("derandomize"):
+        msg = f"--seed: the {profile} profile is derandomized (it has no seed); use quick"
+        raise pytest.UsageError(msg)
+    if seed is not None:
+        config.option.hypothesis_seed = seed  # Hypothesis' plugin seeds every test with it
+    settings.register_profile(f"{profile}-session", **values)
+    settings.load_profile(f"{profile}-session")
+    return profile, max_examples, None if seed is None else int(seed)
+
+
+def _selected_functions(config: pytest.Config, deviations: Deviations) -> frozenset[str]:
+    text = config.getoption("functions")
+    chosen = {name.strip() for name in text.split(",") if name.strip()} or set(REGISTRY)
+    unknown = sorted(chosen - set(REGISTRY))
+    if unknown:
+        msg = f"--functions: unknown {', '.join(unknown)} (known: {', '.join(REGISTRY)})"
+        raise pytest.UsageError(msg)
+    return frozenset(name for name in chosen if not deviations.skipped(name))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Load the profile, resolve the options, reset the partial reports (controller)."""
-    profile = os.environ.get(PROFILE_ENV, DEFAULT_PROFILE)
-    settings.load_profile(profile)
+    profile, max_examples, seed = _load_profile(config)
     config.addinivalue_line(
         "markers", "dtypes(*names): run the test only in these of the suite's dtypes"
     )
@@ -214,6 +337,14 @@ def pytest_configure(config: pytest.Config) -> None:
     except ImportError as exc:
         msg = f"--impl {impl_name}: cannot import it ({exc})"
         raise pytest.UsageError(msg) from exc
+    deviations = Deviations()
+    if config.getoption("deviations"):
+        path = Path(config.invocation_params.dir, config.getoption("deviations"))
+        try:
+            deviations = load_deviations(path, set(REGISTRY))
+        except DeviationsError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+    functions = _selected_functions(config, deviations)
     device = config.getoption("device")
     if device == "cpu" and config.getoption("allow_tf32"):
         msg = "--allow-tf32 applies to --device cuda only (CPU float32 math has no TF32)"
@@ -229,7 +360,19 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker is None:
         shutil.rmtree(report_dir / "partial", ignore_errors=True)
     config.stash[STATE] = State(
-        impl_name, frameworks, excluded, report_dir, profile, worker, device, adapters, setups
+        impl_name,
+        frameworks,
+        excluded,
+        report_dir,
+        profile,
+        worker,
+        device,
+        functions,
+        deviations,
+        max_examples,
+        seed,
+        adapters,
+        setups,
     )
 
 
@@ -244,23 +387,50 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(("framework", "dtype"), params, ids=[f"{f}-{d}" for f, d in params])
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Let ``-k test_<function>`` select one registry function, as per-function tests did."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Name the items ``test_<function>`` for ``-k``; leave out the unselected functions.
+
+    A function left out by ``--functions`` or a deviations ``skip`` is deselected and its
+    rows are reported as excluded, with the reason, so the narrowing shows in the report.
+    """
+    state = config.stash[STATE]
+    kept, dropped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and "op" in callspec.params:
-            item.extra_keyword_matches.add(f"test_{callspec.params['op']}")
+        op = callspec.params.get("op") if callspec is not None else None
+        if op is None:
+            kept.append(item)
+            continue
+        item.extra_keyword_matches.add(f"test_{op}")
+        if op in state.functions:
+            kept.append(item)
+            continue
+        dropped.append(item)
+        key = _key(item)
+        reason = state.deviations.skipped(op) or "not in --functions"
+        if key is not None:  # every xdist worker collects; the merge keeps one
+            state.collector.excluded(key, reason)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")
 def harness(pytestconfig: pytest.Config) -> Harness:
     """Build the session's harness: implementation, the set-up adapters, recorder."""
     state = pytestconfig.stash[STATE]
+    options = Options(
+        deviations=state.deviations,
+        strict_warnings=pytestconfig.getoption("strict_warnings"),
+        layouts=not pytestconfig.getoption("no_layouts"),
+        functions=state.functions,
+    )
     return Harness(
         impl_name=state.impl_name,
         impl=importlib.import_module(state.impl_name),
         adapters=state.adapters,
         recorder=state.collector,
+        options=options,
     )
 
 
@@ -283,7 +453,7 @@ def _key(item: pytest.Item) -> tuple[str, str, str] | None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Record each conformance test's outcome (and the first line of its failure)."""
+    """Record each conformance test's outcome and the full text of each distinct failure."""
     report = yield
     key = _key(item)
     if key is None or not (report.when == "call" or report.outcome != "passed"):
@@ -291,11 +461,41 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = report.outcome
     if report.failed and report.when != "call":
         outcome = "error"
-    failure = ""
+    failures: list[str] = []
     if report.failed and call.excinfo is not None:
-        failure = (str(call.excinfo.value).strip().splitlines() or [""])[0][:300]
-    item.config.stash[STATE].collector.outcome(key, outcome, failure)
+        failures = failure_texts(call.excinfo.value)
+    item.config.stash[STATE].collector.outcome(key, outcome, failures)
     return report
+
+
+def _with_notes(exc: BaseException) -> str:
+    notes = getattr(exc, "__notes__", [])
+    return "\n".join([str(exc).strip(), *(str(n) for n in notes)]).strip()
+
+
+def failure_texts(exc: BaseException) -> list[str]:
+    """Each distinct failure of a test, whole: Hypothesis reports several at once.
+
+    A flaky failure (it failed, then passed when Hypothesis replayed it) depends on earlier
+    calls: it is labelled so, with what failed. A run that found no case to compare
+    (every drawn case refused or not expressible) says so.
+    """
+    if isinstance(exc, FlakyFailure):
+        inner = [_with_notes(e) for e in exc.exceptions]
+        label = (
+            "FLAKY: failed once and passed when replayed, so the result depends on earlier "
+            "calls (state kept between calls?); the failing calls were:"
+        )
+        return [label + "\n" + "\n\n".join(inner)]
+    grouped = getattr(exc, "exceptions", None)  # an ExceptionGroup (a backport on 3.10)
+    if isinstance(grouped, tuple | list):
+        return [text for e in grouped for text in failure_texts(e)]
+    if isinstance(exc, Unsatisfiable):
+        return [
+            "no example compared: every drawn case was refused by the implementation "
+            "(NotImplementedError) or not expressible by the framework"
+        ]
+    return [_with_notes(exc)]
 
 
 def _version(*distributions: str) -> str:
@@ -321,6 +521,9 @@ def _meta(state: State) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "profile": state.profile,
+        "max_examples": state.max_examples,
+        "seed": state.seed,
+        "deviations": state.deviations.source,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -336,18 +539,37 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     rows = merge([list(state.collector.rows.values()), *load_partials(partial)])
     shutil.rmtree(partial, ignore_errors=True)
-    if rows:
-        state.markdown = write_report(state.report_dir, rows, _meta(state))
+    if not rows:
+        return
+    meta = _meta(state)
+    meta["stale_deviations"] = stale_deviations(rows, state.deviations.declared())
+    state.markdown = write_report(state.report_dir, rows, meta)
+    state.rows = rows
+    state.verdict = gate_verdict(rows, meta)
+    if not state.verdict[0] and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # e.g. nothing was compared
 
 
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
 ) -> None:
-    """Print the Markdown matrix."""
+    """Print the failing rows, where the report went, and last the one-line gate verdict."""
     state = config.stash.get(STATE, None)
-    if state is None or not state.markdown:
+    if state is None or state.verdict is None:
         return
     terminalreporter.write_sep("=", "conformance report")
-    for line in state.markdown.splitlines():
-        terminalreporter.write_line(line)
-    terminalreporter.write_line(f"(written to {state.report_dir}/report.md and report.json)")
+    failing = [r for r in state.rows if r.status in {"FAIL", "ERROR"}]
+    for r in failing:
+        terminalreporter.write_line(
+            f"{r.status}: {r.function} / {r.framework} / {r.dtype}: {r.failure}"
+        )
+    counts = ", ".join(
+        f"{n} {status}" for status, n in sorted(Counter(r.status for r in state.rows).items())
+    )
+    terminalreporter.write_line(f"{len(state.rows)} rows: {counts}")
+    terminalreporter.write_line(
+        f"full table, every failure with its reproducer: {state.report_dir}/report.md "
+        "(and report.json)"
+    )
+    passed, why = state.verdict
+    terminalreporter.write_line(f"GATE: {'PASS' if passed else 'FAIL'} ({why})")

@@ -35,31 +35,30 @@ the largest normalized error with its index, both values and the bound.
 
 from __future__ import annotations
 
-import math
+import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, NoReturn, Protocol, TypeAlias
+from typing import Any, NamedTuple, Protocol, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-import pytest
-from hypothesis import target
+from hypothesis import reject, target
 
 import refcnn
 from conformance import tolerance
+from conformance.calls import Call, format_array
+from conformance.compare import Measurement, measure
+from conformance.deviations import Deviations
 from conformance.frameworks import Adapter, NotExpressible
-from conformance.ops import bounds, output_names
-from conformance.strategies import Call, format_array
+from conformance.layouts import relayout
+from conformance.ops import REGISTRY, bounds, output_names
 
 __all__ = [
     "Case",
     "Harness",
-    "Measurement",
     "Recorder",
     "break_ties",
     "flush_subnormals",
     "framework_inputs",
-    "measure",
-    "normalized_error",
 ]
 
 Array: TypeAlias = npt.NDArray[Any]
@@ -80,7 +79,7 @@ class Recorder(Protocol):
     """What the harness reports per (function, framework, dtype) key; see conformance.report."""
 
     def example(self, key: tuple[str, str, str]) -> None:
-        """Count one example."""
+        """Count one example the implementation was compared on."""
 
     def impl_error(self, key: tuple[str, str, str], err: float) -> None:
         """Record the implementation's normalized error on one example."""
@@ -95,81 +94,19 @@ class Recorder(Protocol):
         """Count one framework example compared under a documented rule (``reason``)."""
 
     def not_implemented(self, key: tuple[str, str, str], reason: str) -> None:
-        """Mark the function not implemented (by the implementation or the oracle)."""
+        """Mark the function missing from the implementation (or the oracle)."""
 
+    def refused(self, key: tuple[str, str, str], arguments: str) -> None:
+        """Count one example the implementation refused (NotImplementedError), with its call."""
 
-class Measurement(NamedTuple):
-    """The worst element of one comparison."""
+    def deviation(self, key: tuple[str, str, str], reason: str) -> None:
+        """Count one implementation example compared under a declared deviation."""
 
-    max_err: float
-    output: str
-    position: tuple[int, ...]
-    got: float
-    want: float
-    bound: float
-    formula: str
+    def warned(self, key: tuple[str, str, str], message: str) -> None:
+        """Count one warning the implementation emitted."""
 
-    def describe(self) -> str:
-        """Say in one line where, both values and the bound."""
-        where = f"{self.output}[{', '.join(map(str, self.position))}]"
-        return (
-            f"max normalized error {self.max_err:.4g} (tolerance: <= 1) at {where}: "
-            f"got {self.got!r}, truth {self.want!r}, allowed |got - truth| <= {self.bound:.4g} "
-            f"({self.formula})"
-        )
-
-
-def normalized_error(got: Array, truth: Array, bound: Array, dtype: np.dtype[Any]) -> Array:
-    """``|got - truth| / bound`` elementwise (``0/0 = 0``); ``inf`` for a wrong NaN/inf.
-
-    Where the truth rounded to ``dtype`` is not finite, ``got`` must equal it exactly (NaN
-    for NaN, the same infinity); where it is finite, ``got`` must be finite.
-    """
-    got64 = np.asarray(got, dtype=np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        rounded = truth.astype(dtype).astype(np.float64)
-    special = ~np.isfinite(rounded)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        diff = np.abs(got64 - truth)
-        ratio = np.where(diff == 0, 0.0, diff / bound)
-    ratio = np.where(np.isfinite(got64), ratio, np.inf)
-    matched = np.where(np.isnan(rounded), np.isnan(got64), got64 == rounded)
-    err = np.where(special, np.where(matched, 0.0, np.inf), ratio)
-    return np.asarray(np.where(np.isnan(err), np.inf, err))
-
-
-def measure(
-    outputs: Sequence[Array],
-    truth: Sequence[Array],
-    bounds: Sequence[tolerance.Bound],
-    dtype: np.dtype[Any],
-    names: Sequence[str],
-    excluded: Sequence[Array] | None = None,
-) -> Measurement:
-    """Find the worst normalized error over every output (``excluded`` elements count 0)."""
-    worst = Measurement(0.0, names[0], (), math.nan, math.nan, 0.0, bounds[0].formula)
-    found = False
-    skip = excluded if excluded is not None else [None] * len(names)
-    for out, want, bound, name, mask in zip(outputs, truth, bounds, names, skip, strict=True):
-        err = normalized_error(out, want, bound.bound, dtype)
-        if mask is not None:
-            err = np.where(mask, 0.0, err)
-        if err.size == 0:
-            continue
-        flat = int(np.argmax(err))
-        if err.flat[flat] > worst.max_err or not found:
-            found = True
-            position = tuple(int(i) for i in np.unravel_index(flat, err.shape))
-            worst = Measurement(
-                float(err.flat[flat]),
-                name,
-                position,
-                float(np.asarray(out, dtype=np.float64)[position]),
-                float(want[position]),
-                float(bound.bound[position]),
-                bound.formula,
-            )
-    return worst
+    def excluded(self, key: tuple[str, str, str], reason: str) -> None:
+        """Mark a row left out of the run on purpose, and why."""
 
 
 def break_ties(x: Array) -> Array:
@@ -253,6 +190,35 @@ class _Side(NamedTuple):
     function: Callable[..., Any]
 
 
+class ConformanceFailure(AssertionError):  # noqa: N818 - a failed check, not an error
+    """Base of the failures the harness raises; one subclass per kind of problem.
+
+    Hypothesis keeps a separate shrinking target for each distinct exception type and
+    origin, so a function that crashes on an empty batch *and* computes wrong values on a
+    full one reports both, each shrunk on its own, instead of the first hiding the second.
+    """
+
+
+_FAILURE_KINDS: dict[str, type[ConformanceFailure]] = {}
+
+
+def _failure(*, kind: str, message: str) -> ConformanceFailure:
+    """Return a ConformanceFailure of the subclass named for ``kind`` (created on first use)."""
+    name = "".join(part.capitalize() for part in kind.replace(":", "_").split("_")) + "Failure"
+    if kind not in _FAILURE_KINDS:
+        _FAILURE_KINDS[kind] = type(name, (ConformanceFailure,), {"kind": kind})
+    return _FAILURE_KINDS[kind](message)
+
+
+class Options(NamedTuple):
+    """Session-wide choices that change what the implementation is held to."""
+
+    deviations: Deviations = Deviations()
+    strict_warnings: bool = False
+    layouts: bool = True
+    functions: frozenset[str] = frozenset(REGISTRY)
+
+
 class Harness:
     """Runs examples for one session: implementation, adapters, recorder."""
 
@@ -263,46 +229,117 @@ class Harness:
         impl: Any,
         adapters: dict[str, Adapter],
         recorder: Recorder,
+        options: Options | None = None,
     ) -> None:
         self.impl_name = impl_name
         self.impl = impl
         self.adapters = adapters
         self.recorder = recorder
+        self.options = options or Options()
+
+    def require(self, op: str, key: tuple[str, str, str]) -> Callable[..., Any]:
+        """Return the implementation's ``op``; its absence fails the gate (and the test)."""
+        __tracebackhide__ = True
+        function = getattr(self.impl, op, None)
+        if callable(function):
+            return function  # type: ignore[no-any-return]
+        reason = f"{self.impl_name} has no function {op!r}"
+        self.recorder.not_implemented(key, reason)
+        message = (
+            f"{reason}: the gate requires every function of the API; narrow the run with "
+            "--functions or a deviations file (skip = ...) to leave it out on purpose"
+        )
+        raise _failure(kind="missing_function", message=message)
 
     # -- oracle ------------------------------------------------------------------------------
 
-    def _skip_not_implemented(self, key: tuple[str, str, str], reason: str) -> NoReturn:
-        self.recorder.not_implemented(key, reason)
-        pytest.skip(f"not implemented: {reason}")
-
-    def _truth(self, call: Call, key: tuple[str, str, str]) -> tuple[Array, ...]:
-        try:
-            result = getattr(refcnn, call.op)(*call.args, **call.kwargs)
-        except NotImplementedError:
-            self._skip_not_implemented(key, f"the oracle refcnn.{call.op} is not implemented")
+    def _truth(self, call: Call) -> tuple[Array, ...]:
+        result = getattr(refcnn, call.op)(*call.args, **call.kwargs)
         return tuple(np.asarray(r, dtype=np.float64) for r in _as_outputs(call.op, result))
 
     # -- one example -------------------------------------------------------------------------
 
-    def check(self, case: Case, *, framework: str, dtype: str) -> None:
-        """Run one example: implementation (always) and ``framework`` (unless "none")."""
+    def check(self, case: Case, *, framework: str, dtype: str, layout: str = "C") -> None:
+        """Run one example: implementation (always) and ``framework`` (unless "none").
+
+        The implementation runs on C-contiguous inputs and, unless ``layout`` is ``"C"``, on
+        the same values laid out as ``layout`` (:mod:`conformance.layouts`); both results are
+        held to the bounds. An example the implementation refuses with NotImplementedError,
+        or the framework cannot express, is counted and rejected (Hypothesis then draws
+        another), so neither spends the function's examples.
+        """
         __tracebackhide__ = True  # failures show the test and the reproducer, not this code
         call64 = case.call()
-        note = case.note
         op = call64.op
         key = (op, framework, dtype)
         dt = np.dtype(dtype)
-        impl_function = getattr(self.impl, op, None)
-        if impl_function is None:
-            self._skip_not_implemented(key, f"{self.impl_name} has no function {op!r}")
+        impl_function = self.require(op, key)
         call = call64.cast(dt)
-        truth_call = call.cast(np.float64)
-        truth = self._truth(truth_call, key)
+        impl_call, truth_call, deviations, excluded_by_deviation = self._impl_inputs(call, dt)
+        truth = self._truth(truth_call)
         bounds_ = bounds(truth_call, truth, dt)
+        note = "; ".join(filter(None, [case.note, *deviations]))
+        factor = self.options.deviations.get(op, "tolerance_factor")
+        if factor is not None:
+            bounds_ = tuple(
+                b._replace(bound=b.bound * factor, formula=f"{b.formula}, times {factor:g}")
+                for b in bounds_
+            )
+            deviations.append(self.options.deviations.describe(op, "tolerance_factor"))
+        excluded = None
+        if excluded_by_deviation:
+            mask = tolerance.range_limited(bounds_, truth, dt)
+            if any(m.any() for m in mask):
+                excluded = mask
+                deviations.append(self.options.deviations.describe(op, "float16_accumulation"))
+        for reason in deviations:
+            self.recorder.deviation(key, reason)
         impl = _Side("impl", f"{op} of --impl {self.impl_name}", self.impl_name, impl_function)
-        self._compare(impl, call, truth, bounds_, dt, key, note, check_inputs=True)
+        layouts = ["C"] if layout == "C" or not self.options.layouts else ["C", layout]
+        for current in layouts:
+            self._compare(
+                impl,
+                impl_call,
+                truth_call,
+                truth,
+                bounds_,
+                dt,
+                key,
+                note,
+                layout=current,
+                excluded=excluded,
+            )
         if framework == "none":
             return
+        self._check_framework(framework, call, case.note, dt, key)
+
+    def _impl_inputs(self, call: Call, dtype: np.dtype[Any]) -> tuple[Call, Call, list[str], bool]:
+        """Apply the implementation's declared deviations: its call, the truth's, the reasons.
+
+        Returns the call the implementation gets, the float64 call the truth comes from, the
+        deviations that changed them, and whether float16 range exclusion was declared.
+        """
+        declared = self.options.deviations
+        op = call.op
+        reasons: list[str] = []
+        impl_call = call
+        if declared.get(op, "tie_rule") and "x" in call.params and "pool" in op:
+            x = call.params["x"]
+            if np.unique(x).size < x.size:
+                impl_call = impl_call.replace(x=break_ties(x))
+                reasons.append(declared.describe(op, "tie_rule"))
+        truth_call = impl_call.cast(np.float64)
+        if declared.get(op, "same_split") and call.params.get("padding") == "SAME":
+            truth_call = truth_call.replace(padding="SAME_LOWER")
+            reasons.append(declared.describe(op, "same_split"))
+        float16_sums = bool(declared.get(op, "float16_accumulation")) and dtype == np.float16
+        return impl_call, truth_call, reasons, float16_sums
+
+    def _check_framework(
+        self, framework: str, call: Call, note: str, dt: np.dtype[Any], key: tuple[str, str, str]
+    ) -> None:
+        __tracebackhide__ = True
+        op = call.op
         adapter = self.adapters[framework]
         function = adapter.function(op)
         if function is None:
@@ -311,10 +348,10 @@ class Harness:
         call, rules = framework_inputs(call, adapter)
         if rules:
             self.recorder.rule(key, "; ".join(rules))
-            truth_call = call.cast(np.float64)
-            truth = self._truth(truth_call, key)
-            bounds_ = bounds(truth_call, truth, dt)
             note = "; ".join([note, *rules]) if note else "; ".join(rules)
+        truth_call = call.cast(np.float64)
+        truth = self._truth(truth_call)
+        bounds_ = bounds(truth_call, truth, dt)
         if op in adapter.absolute_accuracy:
             bounds_, rule = _absolute_accuracy(bounds_, adapter, op, dt)
             if rule:
@@ -327,78 +364,156 @@ class Harness:
             note = "; ".join([note, rule]) if note else rule
         side = _Side(framework, f"{op} of the {framework} adapter", framework, function)
         try:
-            self._compare(
-                side, call, truth, bounds_, dt, key, note, check_inputs=False, excluded=excluded
-            )
+            self._compare(side, call, truth_call, truth, bounds_, dt, key, note, excluded=excluded)
         except _NotExpressible as exc:
             self.recorder.not_expressible(key, str(exc.reason))
+            # The implementation was checked on this case; Hypothesis draws another one for
+            # the framework instead of spending one of its examples on it (unless no case of
+            # the function and dtype can be expressed: then there is nothing to draw for).
+            if not getattr(exc.reason, "whole", False):
+                reject()
 
     def _compare(
         self,
         side: _Side,
         call: Call,
+        truth_call: Call,
         truth: tuple[Array, ...],
         bounds: tuple[tolerance.Bound, ...],
         dtype: np.dtype[Any],
         key: tuple[str, str, str],
         note: str,
         *,
-        check_inputs: bool,
+        layout: str = "C",
         excluded: Sequence[Array] | None = None,
     ) -> float:
         """Call ``side`` on ``call``, check type/shape/dtype/inputs and return the max error."""
         __tracebackhide__ = True
-        op = call.op
-        names = output_names(op)
-
-        def fail(problem: str, measurement: Measurement | None = None) -> AssertionError:
-            return AssertionError(
-                f"{side.label} ({dtype}): {problem}\n"
-                + reproducer(call, side, measurement=measurement, note=note)
-            )
-
-        before = {name: a.copy() for name, a in call.arrays().items()}
-        problem = ""
-        try:
-            result = side.function(*call.args, **call.kwargs)
-        except NotImplementedError:
-            if side.who == "impl":
-                self._skip_not_implemented(key, f"{side.module}.{op} raised NotImplementedError")
-            raise
-        except Exception as exc:
-            if side.who != "impl" and isinstance(exc, NotExpressible):
-                raise _NotExpressible(exc) from exc
-            if side.who == "impl":
-                self.recorder.example(key)
-            problem = f"raised {type(exc).__name__}: {exc}"
-            raise fail(problem) from exc
-        if side.who == "impl":
-            self.recorder.example(key)  # counted once the implementation ran
-        if check_inputs:
-            problem = _modified_inputs(before, call)
-        if not problem:
-            try:
-                outputs = _as_outputs(op, result)
-            except TypeError as exc:
-                problem = str(exc)
-                raise fail(problem) from exc
-            problems = (
-                _type_problem(out, want.shape, dtype)
-                for out, want in zip(outputs, truth, strict=True)
-            )
-            problem = next(
-                (f"output {n}: {p}" for n, p in zip(names, problems, strict=True) if p), ""
-            )
-        if problem:
-            raise fail(problem)
-        measurement = measure(outputs, truth, bounds, dtype, names, excluded)
-        target(min(measurement.max_err, 1e300), label=f"{side.who} normalized error")
-        record = self.recorder.impl_error if side.who == "impl" else self.recorder.framework_error
-        record(key, measurement.max_err)
+        failing = _Failing(side, call, truth_call, dtype, note, layout)
+        arguments = call if layout == "C" else _relaid(call, layout)
+        before = {name: a.copy() for name, a in arguments.arrays().items()}
+        outcome = self._run(side, arguments, truth, key, failing)
+        if outcome is None:
+            return 0.0  # a declared deviation excused the call
+        result, caught = outcome
+        modified = _modified_inputs(before, arguments)
+        if modified:
+            raise failing.make(modified, kind="modified_input")
+        outputs = _checked_outputs(call.op, result, truth, dtype, failing)
+        measurement = measure(outputs, truth, bounds, dtype, output_names(call.op), excluded)
+        if layout == "C":
+            target(min(measurement.max_err, 1e300), label=f"{side.who} normalized error")
+            impl_side = side.who == "impl"
+            record = self.recorder.impl_error if impl_side else self.recorder.framework_error
+            record(key, measurement.max_err)
         if measurement.max_err > 1:
             problem = f"differs from the float64 oracle (refcnn): {measurement.describe()}"
-            raise fail(problem, measurement)
+            if caught:
+                problem += f"; it also warned {caught[0]}"
+            if layout != "C":
+                problem = f"layout-dependent result ({layout} inputs): {problem}"
+            raise failing.make(problem, kind=f"value_{measurement.output}", measurement=measurement)
+        if caught and self.options.strict_warnings:
+            problem = (
+                f"values within the bounds (max normalized error {measurement.max_err:.3g}) "
+                f"but it warned {caught[0]} (--strict-warnings)"
+            )
+            raise failing.make(problem, kind="warning", measurement=measurement)
         return measurement.max_err
+
+    def _run(
+        self,
+        side: _Side,
+        arguments: Call,
+        truth: tuple[Array, ...],
+        key: tuple[str, str, str],
+        failing: _Failing,
+    ) -> tuple[Any, list[str]] | None:
+        """Call ``side``; return its result and the warnings it emitted (implementation only).
+
+        None when a declared ``empty_results`` deviation excuses a refusal. Values come first:
+        the implementation's warnings are recorded, not raised, so they never hide a value
+        comparison.
+        """
+        __tracebackhide__ = True
+        op = arguments.op
+        impl_side = side.who == "impl"
+        first_layout = failing.layout == "C"
+        with warnings.catch_warnings(record=True) as caught:
+            if impl_side:
+                warnings.simplefilter("always")
+            try:
+                result = side.function(*arguments.args, **arguments.kwargs)
+            except NotImplementedError as exc:
+                if impl_side and first_layout:
+                    self.recorder.refused(key, _describe_call(arguments, exc))
+                    reject()  # counted with its arguments; the function keeps being tested
+                problem = f"raised NotImplementedError: {exc}"
+                raise failing.make(problem, kind="raised") from exc
+            except Exception as exc:
+                if not impl_side and isinstance(exc, NotExpressible):
+                    raise _NotExpressible(exc) from exc
+                empty_truth = any(t.size == 0 for t in truth)
+                declared = self.options.deviations.get(op, "empty_results")
+                if impl_side and declared and empty_truth and isinstance(exc, ValueError):
+                    self.recorder.deviation(
+                        key, self.options.deviations.describe(op, "empty_results")
+                    )
+                    return None
+                empty = empty_truth or any(a.size == 0 for a in arguments.arrays().values())
+                problem = f"raised {type(exc).__name__}: {exc}"
+                raise failing.make(problem, kind="raised_on_empty" if empty else "raised") from exc
+        if impl_side and first_layout:
+            self.recorder.example(key)  # counted once the implementation ran
+        messages = [f"{w.category.__name__}: {w.message}" for w in caught] if impl_side else []
+        if first_layout:
+            for message in messages:
+                self.recorder.warned(key, message)
+        return result, messages
+
+
+class _Failing(NamedTuple):
+    """Builds the failure of one comparison: its kind, message and reproducer."""
+
+    side: _Side
+    call: Call
+    truth_call: Call
+    dtype: np.dtype[Any]
+    note: str
+    layout: str
+
+    def make(
+        self, problem: str, *, kind: str, measurement: Measurement | None = None
+    ) -> ConformanceFailure:
+        """Return the failure for ``problem`` (its class named for ``kind`` and the side)."""
+        where = f" on {self.layout} inputs" if self.layout != "C" else ""
+        text = f"{self.side.label} ({self.dtype}{where}): {problem}\n" + reproducer(
+            self.call,
+            self.side,
+            self.truth_call,
+            measurement=measurement,
+            note=self.note,
+            layout=self.layout,
+        )
+        suffix = "_layout" if self.layout != "C" else ""
+        return _failure(kind=f"{self.side.who}_{kind}{suffix}", message=text)
+
+
+def _checked_outputs(
+    op: str, result: Any, truth: tuple[Array, ...], dtype: np.dtype[Any], failing: _Failing
+) -> tuple[Any, ...]:
+    """Return the outputs of ``result``, each checked: NumPy, the truth's shape, ``dtype``."""
+    __tracebackhide__ = True
+    try:
+        outputs = _as_outputs(op, result)
+    except TypeError as exc:
+        raise failing.make(str(exc), kind="type") from exc
+    for name, out, want in zip(output_names(op), outputs, truth, strict=True):
+        problem = _type_problem(out, want.shape, dtype)
+        if problem:
+            message = f"output {name}: {problem}"
+            raise failing.make(message, kind="shape" if "shape" in problem else "type")
+    return outputs
 
 
 class _NotExpressible(Exception):  # noqa: N818 - mirrors the adapters' NotExpressible
@@ -407,6 +522,22 @@ class _NotExpressible(Exception):  # noqa: N818 - mirrors the adapters' NotExpre
     def __init__(self, reason: BaseException) -> None:
         super().__init__(str(reason))
         self.reason = reason
+
+
+def _relaid(call: Call, layout: str) -> Call:
+    """``call`` with every array argument re-laid out as ``layout`` (same values)."""
+    return call.replace(**{name: relayout(a, layout) for name, a in call.arrays().items()})
+
+
+def _describe_call(call: Call, exc: BaseException) -> str:
+    """Describe a refused call in one line: its non-array arguments and array shapes."""
+    parts = [
+        f"{name}={value.dtype}{list(value.shape)}"
+        if isinstance(value, np.ndarray)
+        else f"{name}={value!r}"
+        for name, value in call.params.items()
+    ]
+    return f"{call.op}({', '.join(parts)}): {exc}"
 
 
 def _modified_inputs(before: dict[str, Array], call: Call) -> str:
@@ -443,9 +574,19 @@ def _type_problem(out: Any, shape: tuple[int, ...], dtype: np.dtype[Any]) -> str
 
 
 def reproducer(
-    call: Call, side: _Side, *, measurement: Measurement | None = None, note: str = ""
+    call: Call,
+    side: _Side,
+    truth_call: Call | None = None,
+    *,
+    measurement: Measurement | None = None,
+    note: str = "",
+    layout: str = "C",
 ) -> str:
-    """Python source rebuilding the exact inputs, calling ``side`` and the float64 oracle."""
+    """Python source rebuilding the exact inputs, calling ``side`` and the float64 oracle.
+
+    ``truth_call`` (float64) is what the oracle is evaluated on, when a declared deviation
+    or a documented rule made it differ from ``call``; by default ``call`` upcast.
+    """
     if side.module == "refcnn":
         lines = ["import numpy as np, refcnn", "impl = refcnn"]
     elif side.who == "impl":
@@ -462,14 +603,38 @@ def reproducer(
         ]
     arrays = call.arrays()
     lines += [f"{name} = {format_array(value)}" for name, value in arrays.items()]
-    lines.append(f"got = {call.render('impl')}")
-    floats = [name for name, value in arrays.items() if value.dtype.kind == "f"]
-    if floats and any(arrays[name].dtype != np.float64 for name in floats):
-        upcast = ", ".join(f"{name}.astype(np.float64)" for name in floats)
-        lines.append(f"{', '.join(floats)}{',' if len(floats) == 1 else ''} = {upcast}")
-    lines.append(f"truth = {call.render('refcnn')}  # the float64 oracle")
+    if layout != "C":
+        lines.append("from conformance.layouts import relayout  # same values, other strides")
+        relaid = [f"relayout({name}, {layout!r})" for name in arrays]
+        lines.append(f"got = {_render_with(call, 'impl', dict(zip(arrays, relaid, strict=True)))}")
+    else:
+        lines.append(f"got = {call.render('impl')}")
+    truth_call = call.cast(np.float64) if truth_call is None else truth_call
+    upcast = {
+        name: f"{name}.astype(np.float64)"
+        for name, value in arrays.items()
+        if value.dtype.kind == "f" and value.dtype != np.float64
+    }
+    renamed = {name: upcast.get(name, name) for name in truth_call.arrays()}
+    changed = {
+        name: format_array(value)
+        for name, value in truth_call.arrays().items()
+        if name not in arrays
+        or not np.array_equal(value, arrays[name].astype(np.float64), equal_nan=True)
+    }
+    renamed |= changed
+    lines.append(f"truth = {_render_with(truth_call, 'refcnn', renamed)}  # the float64 oracle")
     if note:
         lines.append(f"# {note}")
     if measurement is not None:
         lines.append(f"# {measurement.describe()}")
     return "\n".join(lines)
+
+
+def _render_with(call: Call, callee: str, expressions: dict[str, str]) -> str:
+    """``callee.op(...)`` with array arguments written as the given expressions."""
+    parts = []
+    for i, (name, value) in enumerate(call.params.items()):
+        shown = expressions.get(name, name) if isinstance(value, np.ndarray) else repr(value)
+        parts.append(shown if i < call.n_positional else f"{name}={shown}")
+    return f"{callee}.{call.op}({', '.join(parts)})"

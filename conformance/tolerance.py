@@ -142,7 +142,7 @@ import numpy as np
 import numpy.typing as npt
 
 import refcnn
-from conformance.strategies import Call, make_call
+from conformance.calls import Call, make_call
 
 __all__ = [
     "TABLE",

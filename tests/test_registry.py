@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import refcnn
+from conformance.calls import SHAPE_SOURCES, parameters, signature
 from conformance.frameworks import discover
 from conformance.ops import REGISTRY, Gradient, JacobianRows
-from conformance.strategies import SHAPE_SOURCES, parameters, signature
 
 # Public functions the per-op suite does not check, and why (each is covered elsewhere).
 NOT_PER_OP = {

@@ -11,8 +11,8 @@ import numpy as np
 import numpy.typing as npt
 
 import refcnn
+from conformance.calls import Call
 from conformance.ops import bounds
-from conformance.strategies import Call
 from conformance.tolerance import range_limited, tolerance
 
 Array = npt.NDArray[Any]

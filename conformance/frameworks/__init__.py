@@ -53,7 +53,15 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 class NotExpressible(Exception):  # noqa: N818 - the name the harness and reports use
-    """The framework cannot faithfully compute this case; the message says exactly what."""
+    """The framework cannot faithfully compute this case; the message says exactly what.
+
+    ``whole=True`` says no case of this function and dtype can be expressed (ONNX Runtime
+    has no float64 Conv kernel): the harness then counts it without drawing replacements.
+    """
+
+    def __init__(self, message: str, *, whole: bool = False) -> None:
+        super().__init__(message)
+        self.whole = whole
 
 
 class AdapterInfo(NamedTuple):

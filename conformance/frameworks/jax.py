@@ -53,7 +53,6 @@ from jax import lax
 from jax import numpy as jnp
 from jax.scipy.special import xlogy
 
-from conformance.frameworks import NotExpressible
 from conformance.frameworks._common import (
     Array,
     flatten_shape,
@@ -178,16 +177,6 @@ def _pool_padding(op: str, padding: Any) -> str | list[tuple[int, int]]:
     return mode if isinstance(mode, str) else [(0, 0), *mode, (0, 0)]
 
 
-def _check_pool(op: str, x: Any, ksize: Any, strides: Any, padding: Any) -> None:
-    _, geometry = pool_geometry(op, tuple(x.shape), ksize, strides, padding)
-    if geometry.out_h == 0 or geometry.out_w == 0:
-        msg = (
-            f"jax {op}: empty output (out_h, out_w) = {geometry.out_hw}: lax.reduce_window "
-            "rejects a window larger than the padded input"
-        )
-        raise NotExpressible(msg)
-
-
 def max_pool2d(
     x: Any,
     ksize: int | Sequence[int],
@@ -196,7 +185,6 @@ def max_pool2d(
     padding: Any = "VALID",
 ) -> Any:
     """See refcnn.max_pool2d (``lax.reduce_window`` with ``lax.max`` from ``-inf``)."""
-    _check_pool("max_pool2d", x, ksize, strides, padding)
     window, stride = _window(ksize, strides)
     # A concrete NumPy init value: JAX recognizes (max, -inf) as a monoid and uses its
     # differentiable max-pool rule; a traced init would be the generic, non-differentiable one.
@@ -213,7 +201,6 @@ def avg_pool2d(
     count_include_pad: bool = False,
 ) -> Any:
     """See refcnn.avg_pool2d (a ``reduce_window`` sum over divisors, as flax's avg_pool)."""
-    _check_pool("avg_pool2d", x, ksize, strides, padding)
     window, stride = _window(ksize, strides)
     zero = np.array(0, dtype=x.dtype)  # concrete, as for max_pool2d
     sums = lax.reduce_window(x, zero, lax.add, window, stride, _pool_padding("avg_pool2d", padding))

@@ -147,7 +147,7 @@ def _run(op: str, inputs: Sequence[Array], **attributes: Any) -> Array:
         session = _session(op, _attribute_key(attributes), types, types[0][0])
     except ort.capi.onnxruntime_pybind11_state.NotImplemented as exc:
         msg = f"onnxruntime {op} ({types[0][0]}): the CPU provider has no kernel for it"
-        raise NotExpressible(msg) from exc
+        raise NotExpressible(msg, whole=True) from exc
     feeds = {f"in{i}": np.array(a, copy=False, order="C") for i, a in enumerate(inputs)}
     (out,) = session.run(None, feeds)
     return np.asarray(out)

@@ -1,0 +1,1 @@
+"""A module with none of the API's functions: the gate must fail on it."""
