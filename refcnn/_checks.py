@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numbers
 import operator
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,15 +22,18 @@ __all__ = [
     "as_array",
     "as_axis",
     "as_bool",
+    "as_choice",
     "as_floating",
     "as_index_tuple",
     "as_int",
     "as_pair",
+    "as_path",
     "as_real",
     "as_tuple",
     "cast_result",
     "check_addressable",
     "check_upstream_shape",
+    "describe",
     "require_same_dtype",
 ]
 
@@ -37,6 +42,25 @@ __all__ = [
 #: or dilation), and it gets an error naming the argument instead of NumPy's "array is too
 #: big" or a MemoryError after the machine started swapping.
 MAX_ARRAY_BYTES = 2**40
+
+#: NumPy 2's limit on the number of array dimensions; a longer shape argument is a mistake.
+MAX_NDIM = 64
+
+#: How much of a bad value's ``repr`` a message quotes.
+_REPR_LIMIT = 80
+
+
+def describe(value: Any, limit: int = _REPR_LIMIT) -> str:
+    """Return ``repr(value)`` cut to ``limit`` characters, for quoting a bad value in a message.
+
+    Never raises: Python refuses to print an int of more than 4300 digits (``ValueError``),
+    which would replace the message naming the argument by one naming nothing.
+    """
+    try:
+        text = repr(value)
+    except ValueError:
+        text = f"<{type(value).__name__} too large to print>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def as_array(
@@ -66,11 +90,28 @@ def as_array(
             expected = "a real floating or object (Fraction) dtype"
         msg = f"{op}: {name} must have {expected}, got dtype {array.dtype}"
         raise TypeError(msg)
+    if kind == "O":
+        _check_numbers(op, name, array)
     if ndim is not None and array.ndim != ndim:
         shape_hint = f" {layout}" if layout else ""
         msg = f"{op}: {name} must be {ndim}-D{shape_hint}, got shape {array.shape}"
         raise ValueError(msg)
     return array
+
+
+def _check_numbers(op: str, name: str, array: npt.NDArray[Any]) -> None:
+    """Refuse an ``object`` array holding anything but real numbers (``Fraction``, int, float).
+
+    NumPy would otherwise fail deep inside an op (``str * Fraction``) with a message naming
+    neither the function nor the argument; bools are refused as for bool arrays.
+    """
+    for item in array.flat:
+        if isinstance(item, bool | np.bool_) or not isinstance(item, numbers.Real):
+            msg = (
+                f"{op}: {name} is an object array, so it must hold real numbers (Fraction, "
+                f"int, float), got {describe(item)} of type {type(item).__name__}"
+            )
+            raise TypeError(msg)
 
 
 def require_same_dtype(op: str, **arrays: npt.NDArray[Any] | None) -> None:
@@ -91,11 +132,13 @@ def as_int(
     or an int"``; the caller handles the other case).
     """
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
-        msg = f"{op}: {name} must be {expected}, got {value!r} of type {type(value).__name__}"
+        msg = (
+            f"{op}: {name} must be {expected}, got {describe(value)} of type {type(value).__name__}"
+        )
         raise TypeError(msg)
     number = operator.index(value)
     if minimum is not None and number < minimum:
-        msg = f"{op}: {name} must be >= {minimum}, got {number}"
+        msg = f"{op}: {name} must be >= {minimum}, got {describe(number)}"
         raise ValueError(msg)
     return number
 
@@ -103,7 +146,7 @@ def as_int(
 def as_bool(op: str, name: str, value: Any) -> bool:
     """Return ``value`` as a bool; only ``bool`` and ``numpy.bool_`` are accepted."""
     if not isinstance(value, bool | np.bool_):
-        msg = f"{op}: {name} must be a bool, got {value!r} of type {type(value).__name__}"
+        msg = f"{op}: {name} must be a bool, got {describe(value)} of type {type(value).__name__}"
         raise TypeError(msg)
     return bool(value)
 
@@ -115,15 +158,25 @@ def as_real(
     *,
     minimum: float | None = None,
     maximum: float | None = None,
+    finite: bool = False,
 ) -> float:
     """Return ``value`` as a float (bools refused), within ``[minimum, maximum]`` when given.
 
-    NaN is refused whenever a bound is given (it compares false with both).
+    NaN is refused whenever a bound is given (it compares false with both). With ``finite``
+    infinities and NaN are refused too (a learning rate of ``inf`` is no step size at all).
     """
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        msg = f"{op}: {name} must be a real number, got {value!r} of type {type(value).__name__}"
+        kind = type(value).__name__
+        msg = f"{op}: {name} must be a real number, got {describe(value)} of type {kind}"
         raise TypeError(msg)
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError as err:  # an int beyond float's range (10**400) is no real number here
+        msg = f"{op}: {name} must be a finite real number, got {describe(value)}"
+        raise ValueError(msg) from err
+    if finite and not np.isfinite(number):
+        msg = f"{op}: {name} must be a finite real number, got {describe(value)}"
+        raise ValueError(msg)
     low = -np.inf if minimum is None else minimum
     high = np.inf if maximum is None else maximum
     if (minimum is not None or maximum is not None) and not low <= number <= high:
@@ -133,9 +186,38 @@ def as_real(
             expected = f"<= {maximum}"
         else:
             expected = f"in [{minimum}, {maximum}]"
-        msg = f"{op}: {name} must be {expected}, got {value!r}"
+        msg = f"{op}: {name} must be {expected}, got {describe(value)}"
         raise ValueError(msg)
     return number
+
+
+def as_choice(op: str, name: str, value: Any, choices: Sequence[str]) -> str:
+    """Return ``value`` when it is one of the strings ``choices`` (compared exactly).
+
+    Anything else, a string that is not listed or a non-string (``None``, a list), is a
+    ``ValueError`` listing the choices: the value is simply not among them, and the check
+    never hashes ``value`` (a list would otherwise escape as NumPy-free ``TypeError:
+    unhashable type``).
+    """
+    if not isinstance(value, str) or value not in choices:
+        listed = ", ".join(repr(choice) for choice in choices)
+        msg = f"{op}: {name} must be one of {listed}, got {describe(value)}"
+        raise ValueError(msg)
+    return value
+
+
+def as_path(op: str, name: str, value: Any) -> Path:
+    """Return ``value`` (a ``str`` or a ``str``-based ``os.PathLike``) as a :class:`~pathlib.Path`.
+
+    ``bytes`` paths are refused: every path refcnn prints in a message is text.
+    """
+    if isinstance(value, str) or (
+        isinstance(value, os.PathLike) and isinstance(os.fspath(value), str)
+    ):
+        return Path(value)
+    msg = f"{op}: {name} must be a str or os.PathLike path, got {describe(value)} of type "
+    msg += type(value).__name__
+    raise TypeError(msg)
 
 
 def as_axis(
@@ -152,25 +234,47 @@ def as_axis(
         bracket = "]" if inclusive else ")"
         msg = (
             f"{op}: {name} must be in [-{ndim}, {ndim}{bracket} for an input of shape "
-            f"{shape}, got {value}"
+            f"{shape}, got {describe(value)}"
         )
         raise ValueError(msg)
     return index + ndim if index < 0 else index
 
 
+def _items(op: str, name: str, value: Any, *, longest: int, expected: str) -> list[Any] | None:
+    """Return the entries of a sequence argument, ``None`` for a scalar (a str, a 0-d array).
+
+    The length is checked before anything is copied: ``range(10**12)`` is a ``Sequence``
+    whose ``list`` would fill the memory, and ``len(range(10**20))`` overflows.
+    """
+    is_array = isinstance(value, np.ndarray)
+    if isinstance(value, str) or (is_array and value.ndim == 0):
+        return None
+    if not (is_array or isinstance(value, Sequence)):
+        return None
+    try:
+        length: int | None = len(value)
+    except OverflowError:
+        length = None
+    if length is None or length > longest:
+        size = "too many" if length is None else str(length)
+        msg = f"{op}: {name} must be {expected}, got {describe(value)} ({size} entries)"
+        raise ValueError(msg)
+    return list(value)
+
+
 def as_tuple(op: str, name: str, value: Any, *, rank: int, minimum: int = 1) -> tuple[int, ...]:
     """Normalize an int or ``rank`` ints (one per spatial axis), each ``>= minimum``."""
-    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
-        items = list(value)
+    kind = "a pair (h, w)" if rank == 2 else f"a sequence of {rank} ints"
+    items = _items(op, name, value, longest=rank, expected=f"an int or {kind}")
+    if items is not None:
         if len(items) != rank:
-            kind = "a pair (h, w)" if rank == 2 else f"a sequence of {rank} ints"
-            msg = f"{op}: {name} must be an int or {kind}, got {value!r}"
+            msg = f"{op}: {name} must be an int or {kind}, got {describe(value)}"
             raise ValueError(msg)
         numbers_ = tuple(as_int(op, name, item) for item in items)
     else:
         numbers_ = (as_int(op, name, value),) * rank
     if min(numbers_, default=minimum) < minimum:
-        msg = f"{op}: {name} must be >= {minimum} on each axis, got {value!r}"
+        msg = f"{op}: {name} must be >= {minimum} on each axis, got {describe(value)}"
         raise ValueError(msg)
     return numbers_
 
@@ -210,16 +314,24 @@ def check_addressable(op: str, name: str, shape: Sequence[int], itemsize: int) -
         raise ValueError(msg)
 
 
-def as_index_tuple(op: str, name: str, value: Any, *, length: int) -> tuple[int, ...]:
-    """Normalize a shape argument: a sequence of ``length`` non-negative ints."""
-    if value is None or isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
-        msg = f"{op}: {name} must be a sequence of {length} ints, got {value!r}"
+def as_index_tuple(op: str, name: str, value: Any, *, length: int | None) -> tuple[int, ...]:
+    """Normalize a shape argument: a sequence of ``length`` non-negative ints.
+
+    ``length=None`` takes any length up to :data:`MAX_NDIM` (a shape NumPy could hold).
+    """
+    count = "" if length is None else f"{length} "
+    items = _items(
+        op, name, value, longest=MAX_NDIM if length is None else length, expected=f"{count}ints"
+    )
+    if items is None:
+        msg = f"{op}: {name} must be a sequence of {count}ints, got {describe(value)}"
         raise TypeError(msg)
-    items = tuple(as_int(op, name, v) for v in value)
-    if len(items) != length or min(items, default=0) < 0:
-        msg = f"{op}: {name} must be {length} non-negative ints, got {value!r}"
+    shape = tuple(as_int(op, name, v) for v in items)
+    if (length is not None and len(shape) != length) or min(shape, default=0) < 0:
+        wanted = len(shape) if length is None else length
+        msg = f"{op}: {name} must be {wanted} non-negative ints, got {describe(value)}"
         raise ValueError(msg)
-    return items
+    return shape
 
 
 def accumulation_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:

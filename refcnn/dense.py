@@ -101,11 +101,7 @@ def flatten_backward(dy: npt.ArrayLike, input_shape: Sequence[int], axis: int = 
     """
     op = "flatten_backward"
     dy_arr = as_array(op, "dy", dy, ndim=2, layout="(R, C)")
-    given: Any = input_shape  # typed for callers; checked here because it may be anything
-    if isinstance(given, str) or not isinstance(given, Sequence | np.ndarray):
-        msg = f"{op}: input_shape must be a sequence of ints, got {given!r}"
-        raise TypeError(msg)
-    shape = as_index_tuple(op, "input_shape", given, length=len(given))
+    shape = as_index_tuple(op, "input_shape", input_shape, length=None)
     expected = _flat_shape(op, shape, axis)
     if dy_arr.shape != expected:
         msg = (
