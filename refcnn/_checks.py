@@ -10,7 +10,7 @@ from __future__ import annotations
 import numbers
 import operator
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +20,29 @@ import numpy.typing as npt
 __all__ = [
     "accumulation_dtype",
     "as_array",
+    "as_array_mapping",
     "as_axis",
     "as_bool",
     "as_choice",
+    "as_float_dtype",
     "as_floating",
+    "as_generator",
     "as_index_tuple",
     "as_int",
     "as_pair",
     "as_path",
     "as_real",
+    "as_str",
     "as_tuple",
+    "batch_shape",
     "cast_result",
     "check_addressable",
+    "check_batch",
+    "check_floating_batch",
+    "check_upstream",
     "check_upstream_shape",
     "describe",
+    "ieee_arithmetic",
     "require_same_dtype",
 ]
 
@@ -76,12 +85,18 @@ def as_array(
 
     Accepted dtypes: real floating, integer (when ``allow_int``) and ``object`` (arrays of
     ``fractions.Fraction`` give exact results). Booleans, complex numbers, strings and dates
-    are rejected because no op here has a meaning for them.
+    are rejected because no op here has a meaning for them. So is an array whose *logical*
+    size passes :data:`MAX_ARRAY_BYTES` (a broadcast view costs no memory, but no op could
+    finish on it, and its result would not fit).
     """
     if value is None:
         msg = f"{op}: {name} must be an array, got None"
         raise TypeError(msg)
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as err:  # ragged nested lists, objects refusing __array__
+        msg = f"{op}: {name} cannot be read as an array ({err})"
+        raise type(err)(msg) from err
     kind = array.dtype.kind
     allowed = "fiuO" if allow_int else "fO"
     if kind not in allowed:
@@ -90,6 +105,7 @@ def as_array(
             expected = "a real floating or object (Fraction) dtype"
         msg = f"{op}: {name} must have {expected}, got dtype {array.dtype}"
         raise TypeError(msg)
+    check_addressable(op, name, array.shape, array.itemsize)
     if kind == "O":
         _check_numbers(op, name, array)
     if ndim is not None and array.ndim != ndim:
@@ -174,9 +190,6 @@ def as_real(
     except OverflowError as err:  # an int beyond float's range (10**400) is no real number here
         msg = f"{op}: {name} must be a finite real number, got {describe(value)}"
         raise ValueError(msg) from err
-    if finite and not np.isfinite(number):
-        msg = f"{op}: {name} must be a finite real number, got {describe(value)}"
-        raise ValueError(msg)
     low = -np.inf if minimum is None else minimum
     high = np.inf if maximum is None else maximum
     if (minimum is not None or maximum is not None) and not low <= number <= high:
@@ -187,6 +200,9 @@ def as_real(
         else:
             expected = f"in [{minimum}, {maximum}]"
         msg = f"{op}: {name} must be {expected}, got {describe(value)}"
+        raise ValueError(msg)
+    if finite and not np.isfinite(number):
+        msg = f"{op}: {name} must be a finite real number, got {describe(value)}"
         raise ValueError(msg)
     return number
 
@@ -218,6 +234,52 @@ def as_path(op: str, name: str, value: Any) -> Path:
     msg = f"{op}: {name} must be a str or os.PathLike path, got {describe(value)} of type "
     msg += type(value).__name__
     raise TypeError(msg)
+
+
+def as_str(op: str, name: str, value: Any, *, optional: bool = False) -> str | None:
+    """Return ``value`` when it is a ``str`` (or ``None`` when ``optional``)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        expected = "None or a str" if optional else "a str"
+        msg = f"{op}: {name} must be {expected}, got {describe(value)} of type "
+        msg += type(value).__name__
+        raise TypeError(msg)
+    return value
+
+
+def as_float_dtype(op: str, name: str, value: Any) -> np.dtype[Any]:
+    """Return ``value`` as a real floating :class:`numpy.dtype` (``None``: float64, as in NumPy)."""
+    try:
+        dtype: np.dtype[Any] = np.dtype(value)
+    except (TypeError, ValueError) as err:  # "data type 'bogus' not understood"
+        msg = f"{op}: {name} must be a floating dtype, got {describe(value)} ({err})"
+        raise TypeError(msg) from err
+    if dtype.kind != "f":
+        msg = f"{op}: {name} must be a floating dtype, got {dtype}"
+        raise TypeError(msg)
+    return dtype
+
+
+def as_generator(op: str, name: str, value: Any) -> np.random.Generator | None:
+    """Return ``value`` when it is ``None`` or a :class:`numpy.random.Generator`."""
+    if value is None or isinstance(value, np.random.Generator):
+        return value
+    msg = f"{op}: {name} must be None or a numpy.random.Generator, got {describe(value)}"
+    raise TypeError(msg)
+
+
+def as_array_mapping(op: str, name: str, value: Any) -> Mapping[str, npt.NDArray[Any]]:
+    """Return ``value`` when it maps names to ndarrays (no conversion: they may be updated)."""
+    if not isinstance(value, Mapping):
+        msg = f"{op}: {name} must be a mapping of str to ndarray, got {type(value).__name__}"
+        raise TypeError(msg)
+    for key, item in value.items():
+        if not isinstance(item, np.ndarray):
+            kind = type(item).__name__
+            msg = f"{op}: {name}[{describe(key)}] must be an ndarray, got {describe(item)} ({kind})"
+            raise TypeError(msg)
+    return value
 
 
 def as_axis(
@@ -307,9 +369,11 @@ def check_addressable(op: str, name: str, shape: Sequence[int], itemsize: int) -
     for n in shape:
         size *= int(n)
     if size * itemsize > MAX_ARRAY_BYTES:
+        dims = ", ".join(describe(int(n), limit=24) for n in shape)
+        needed = f"{float(size * itemsize):.3g}" if size.bit_length() < 1000 else "too many"
         msg = (
-            f"{op}: {name} would need an array of shape {tuple(int(n) for n in shape)} "
-            f"({size * itemsize:.3g} bytes; at most {MAX_ARRAY_BYTES:.3g} are allocated)"
+            f"{op}: {name} would need an array of shape ({dims}) "
+            f"({needed} bytes; at most {MAX_ARRAY_BYTES:.3g} are allocated)"
         )
         raise ValueError(msg)
 
@@ -334,6 +398,65 @@ def as_index_tuple(op: str, name: str, value: Any, *, length: int | None) -> tup
     return shape
 
 
+def batch_shape(shape: Sequence[int] | None) -> str:
+    """Render a per-sample shape with its batch axis: ``(N, 8, 8, 1)``."""
+    return "(" + ", ".join(["N", *(str(d) for d in shape or ())]) + ")"
+
+
+def check_floating_batch(owner: str, x: Any) -> None:
+    """Require what a layer or model builds itself on: a floating array with a batch axis."""
+    if not isinstance(x, np.ndarray):
+        msg = f"{owner}: x must be a numpy array, got {type(x).__name__}"
+        raise TypeError(msg)
+    if x.ndim == 0:
+        msg = f"{owner}: x must have a batch axis (N, ...), got shape ()"
+        raise ValueError(msg)
+    if x.dtype.kind != "f":
+        msg = f"{owner}: x must have a floating dtype to build on, got {x.dtype}"
+        raise TypeError(msg)
+
+
+def check_batch(
+    owner: str,
+    name: str,
+    x: Any,
+    sample_shape: tuple[int, ...] | None,
+    dtype: np.dtype[Any] | None,
+    built: str,
+) -> npt.NDArray[Any]:
+    """Require a batch of the per-sample shape and dtype fixed when ``built`` was built."""
+    if not isinstance(x, np.ndarray):
+        msg = f"{owner}: {name} must be a numpy array, got {type(x).__name__}"
+        raise TypeError(msg)
+    check_addressable(owner, name, x.shape, x.itemsize)
+    if x.ndim != len(sample_shape or ()) + 1 or x.shape[1:] != sample_shape:
+        msg = (
+            f"{owner}: {name} must have shape {batch_shape(sample_shape)} (fixed when "
+            f"{built} was built), got {x.shape}"
+        )
+        raise ValueError(msg)
+    if x.dtype != dtype:
+        msg = f"{owner}: {name} must have dtype {dtype} ({built} was built with it), got {x.dtype}"
+        raise TypeError(msg)
+    return x
+
+
+def check_upstream(
+    owner: str, dy: Any, shape: tuple[int, ...], dtype: np.dtype[Any] | None
+) -> npt.NDArray[Any]:
+    """Require a numpy ``dy`` of exactly the last forward output's shape, in the built dtype."""
+    if not isinstance(dy, np.ndarray):
+        msg = f"{owner}: dy must be a numpy array, got {type(dy).__name__}"
+        raise TypeError(msg)
+    if dy.shape != shape:
+        msg = f"{owner}: dy must have shape {shape} (the last forward output), got {dy.shape}"
+        raise ValueError(msg)
+    if dy.dtype != dtype:
+        msg = f"{owner}: dy must have dtype {dtype} (the last forward output's), got {dy.dtype}"
+        raise TypeError(msg)
+    return dy
+
+
 def accumulation_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     """Return the dtype sums are carried in: float16 accumulates in float32, like the frameworks."""
     if dtype == np.float16:
@@ -351,6 +474,17 @@ def cast_result(result: Any, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
     with np.errstate(over="ignore"):
         cast: npt.NDArray[Any] = np.asarray(result).astype(dtype, copy=False)
     return cast
+
+
+def ieee_arithmetic() -> np.errstate:
+    """Silence NumPy's floating-point warnings around arithmetic whose IEEE result is the answer.
+
+    Overflow to ``inf``, ``inf - inf`` or ``inf * 0`` giving NaN, a sum past the dtype's
+    range: each is what computing in that dtype gives, so (as in :func:`cast_result`) refcnn
+    returns it without a warning. Use it around matrix products and sums of inputs that may
+    hold infinities, not to hide anything an input check should refuse.
+    """
+    return np.errstate(over="ignore", invalid="ignore", under="ignore")
 
 
 def as_floating(

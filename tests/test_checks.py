@@ -102,3 +102,80 @@ def test_as_path(tmp_path: Path) -> None:
     for bad in (None, 3, b"/tmp", BytesPath(), [str(tmp_path)]):
         with pytest.raises(TypeError, match=r"op: path must be a str or os\.PathLike path"):
             _checks.as_path("op", "path", bad)
+
+
+def test_as_array_names_what_numpy_cannot_read() -> None:
+    # np.asarray raises "setting an array element with a sequence ... inhomogeneous shape".
+    with pytest.raises(ValueError, match=r"op: x cannot be read as an array \(setting an"):
+        _checks.as_array("op", "x", [[1.0, 2.0], [3.0]])
+
+
+def test_as_array_refuses_views_past_the_size_limit() -> None:
+    # Zero strides: no memory at all, but 2**40 * 8 bytes as a dense array.
+    view = np.broadcast_to(np.zeros(()), (2**40, 1))
+    message = r"op: x would need an array of shape \(1099511627776, 1\)"
+    with pytest.raises(ValueError, match=message):
+        _checks.as_array("op", "x", view)
+    small = np.broadcast_to(np.zeros(()), (2**20, 4))
+    assert _checks.as_array("op", "x", small) is small
+
+
+def test_check_addressable_prints_unprintable_sizes() -> None:
+    with pytest.raises(ValueError, match=r"op: n would need an array of shape \(<int too large"):
+        _checks.check_addressable("op", "n", (HUGE, 3), 8)
+
+
+def test_as_float_dtype() -> None:
+    assert _checks.as_float_dtype("op", "dtype", "float32") == np.float32
+    assert _checks.as_float_dtype("op", "dtype", None) == np.float64  # NumPy's default
+    for bad in ("bogus", 5, [1], object()):
+        with pytest.raises(TypeError, match="op: dtype must be a floating dtype, got "):
+            _checks.as_float_dtype("op", "dtype", bad)
+    for bad in ("int32", np.int64, "complex128", object, "U3"):
+        with pytest.raises(TypeError, match="op: dtype must be a floating dtype"):
+            _checks.as_float_dtype("op", "dtype", bad)
+
+
+def test_as_generator_as_str_and_as_array_mapping() -> None:
+    rng = np.random.default_rng(0)
+    assert _checks.as_generator("op", "rng", rng) is rng
+    assert _checks.as_generator("op", "rng", None) is None
+    with pytest.raises(TypeError, match=r"op: rng must be None or a numpy\.random\.Generator"):
+        _checks.as_generator("op", "rng", np.random.RandomState(0))
+    assert _checks.as_str("op", "name", None, optional=True) is None
+    with pytest.raises(TypeError, match="op: name must be None or a str, got 5 of type int"):
+        _checks.as_str("op", "name", 5, optional=True)
+    arrays = {"a": np.zeros(2)}
+    assert _checks.as_array_mapping("op", "p", arrays) is arrays
+    with pytest.raises(TypeError, match="op: p must be a mapping of str to ndarray, got list"):
+        _checks.as_array_mapping("op", "p", [])
+    with pytest.raises(TypeError, match=r"op: p\['a'\] must be an ndarray, got \[1\.0\]"):
+        _checks.as_array_mapping("op", "p", {"a": [1.0]})
+
+
+def test_batch_checks_name_the_argument() -> None:
+    x = np.zeros((2, 3))
+    assert _checks.check_batch("op", "x", x, (3,), x.dtype, "the layer") is x
+    with pytest.raises(TypeError, match="op: x must be a numpy array, got list"):
+        _checks.check_batch("op", "x", [[0.0] * 3], (3,), x.dtype, "the layer")
+    with pytest.raises(ValueError, match=r"op: x must have shape \(N, 4\) \(fixed when the layer"):
+        _checks.check_batch("op", "x", x, (4,), x.dtype, "the layer")
+    with pytest.raises(TypeError, match=r"op: x must have dtype float32 \(the model was built"):
+        _checks.check_batch("op", "x", x, (3,), np.dtype(np.float32), "the model")
+    with pytest.raises(ValueError, match="op: x must have a batch axis"):
+        _checks.check_floating_batch("op", np.zeros(()))
+    with pytest.raises(TypeError, match="op: x must have a floating dtype to build on, got int64"):
+        _checks.check_floating_batch("op", np.zeros(2, dtype=np.int64))
+    with pytest.raises(ValueError, match=r"op: dy must have shape \(2, 3\) \(the last forward"):
+        _checks.check_upstream("op", np.zeros((3, 2)), (2, 3), x.dtype)
+    with pytest.raises(TypeError, match="op: dy must be a numpy array, got list"):
+        _checks.check_upstream("op", [1.0], (1,), x.dtype)
+
+
+def test_ieee_arithmetic_silences_only_what_it_says() -> None:
+    big = np.array([np.finfo(np.float64).max, np.inf])
+    with _checks.ieee_arithmetic():
+        result = big * np.array([2.0, 0.0])
+    np.testing.assert_array_equal(result, [np.inf, np.nan])
+    with pytest.raises(RuntimeWarning, match="overflow"):
+        _ = big * 2.0  # outside it, the suite's "warnings are errors" still holds
