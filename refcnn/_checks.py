@@ -236,8 +236,13 @@ def as_path(op: str, name: str, value: Any) -> Path:
     raise TypeError(msg)
 
 
-def as_str(op: str, name: str, value: Any, *, optional: bool = False) -> str | None:
-    """Return ``value`` when it is a ``str`` (or ``None`` when ``optional``)."""
+def as_str(
+    op: str, name: str, value: Any, *, optional: bool = False, nonempty: bool = False
+) -> str | None:
+    """Return ``value`` when it is a ``str`` (``None`` too when ``optional``).
+
+    With ``nonempty`` the empty string is refused (``ValueError``).
+    """
     if value is None and optional:
         return None
     if not isinstance(value, str):
@@ -245,6 +250,9 @@ def as_str(op: str, name: str, value: Any, *, optional: bool = False) -> str | N
         msg = f"{op}: {name} must be {expected}, got {describe(value)} of type "
         msg += type(value).__name__
         raise TypeError(msg)
+    if nonempty and not value:
+        msg = f"{op}: {name} must not be empty"
+        raise ValueError(msg)
     return value
 
 

@@ -166,7 +166,8 @@ class Layer:
     kind: ClassVar[str] = "layer"
 
     def __init__(self, *, name: str | None = None) -> None:
-        given = as_str(type(self).__name__, "name", name, optional=True)
+        # Messages start with the name: an empty one would leave them unattributed.
+        given = as_str(type(self).__name__, "name", name, optional=True, nonempty=True)
         self.name = given if given is not None else self.kind
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}

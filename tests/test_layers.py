@@ -446,6 +446,7 @@ def test_train_step_refuses_a_softmax_output() -> None:
     ("call", "error", "match"),
     [
         (lambda: ReLU(name=5), TypeError, "ReLU: name must be None or a str"),
+        (lambda: ReLU(name=""), ValueError, "ReLU: name must not be empty"),
         (lambda: Dense(2, use_bias="no"), TypeError, "Dense: use_bias must be a bool"),
         (lambda: Conv2D(2, 3, use_bias=1), TypeError, "Conv2D: use_bias must be a bool"),
         (lambda: AvgPool2D(2, count_include_pad=0), TypeError, "count_include_pad must be a bool"),
