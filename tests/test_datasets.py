@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _budget import MIB, run_within
+from _idx import idx_bytes, make_images, write, write_gzip_bomb
 
 from refcnn.datasets import (
     load_digits,
@@ -18,26 +19,6 @@ from refcnn.datasets import (
     read_idx_labels,
     synthetic_digits,
 )
-
-
-def idx_bytes(array: np.ndarray, *, magic: int | None = None) -> bytes:
-    """Encode a uint8 array as an IDX file: magic, big-endian uint32 sizes, data."""
-    if magic is None:
-        magic = 0x00000800 | array.ndim
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def write(path: Path, data: bytes) -> Path:
-    if path.suffix == ".gz":
-        path.write_bytes(gzip.compress(data))
-    else:
-        path.write_bytes(data)
-    return path
-
-
-def make_images(n: int, rows: int = 4, cols: int = 3, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, size=(n, rows, cols), dtype=np.uint8)
 
 
 def write_mnist(directory: Path, *, n_train: int = 6, n_test: int = 4, gz: bool = False) -> None:
@@ -193,24 +174,6 @@ def test_load_digits() -> None:
 
 BUDGET_SECONDS = 1.0
 BUDGET_BYTES = 200 * MIB
-
-
-def write_gzip_bomb(path: Path, *, n: int = 10, gib: int = 3) -> Path:
-    """A valid gzip IDX file: a header for ``n`` 28x28 images, their data, then ``gib`` GiB of 0.
-
-    Written member by member (gzip files may hold several, read as one stream) from one
-    compressed MiB of zeros, so building the ~3 MB file costs milliseconds, not a 3 GB
-    inflate: deflate packs a MiB of zeros into about a KiB.
-    """
-    header = (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28))
-    zeros = bytes(MIB)
-    member = gzip.compress(zeros, mtime=0)
-    with path.open("wb") as handle:
-        # The first member starts the trailing zeros itself: the reader must stop mid-member.
-        handle.write(gzip.compress(header + make_images(n, 28, 28).tobytes() + zeros, mtime=0))
-        for _ in range(gib * 1024 - 1):
-            handle.write(member)
-    return path
 
 
 @pytest.mark.parametrize("trace", [True, False], ids=["tracemalloc", "rss"])
