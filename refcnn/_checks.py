@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numbers
 import operator
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,17 +20,29 @@ import numpy.typing as npt
 __all__ = [
     "accumulation_dtype",
     "as_array",
+    "as_array_mapping",
     "as_axis",
     "as_bool",
+    "as_choice",
+    "as_float_dtype",
     "as_floating",
+    "as_generator",
     "as_index_tuple",
     "as_int",
     "as_pair",
+    "as_path",
     "as_real",
+    "as_str",
     "as_tuple",
+    "batch_shape",
     "cast_result",
     "check_addressable",
+    "check_batch",
+    "check_floating_batch",
+    "check_upstream",
     "check_upstream_shape",
+    "describe",
+    "ieee_arithmetic",
     "require_same_dtype",
 ]
 
@@ -37,6 +51,25 @@ __all__ = [
 #: or dilation), and it gets an error naming the argument instead of NumPy's "array is too
 #: big" or a MemoryError after the machine started swapping.
 MAX_ARRAY_BYTES = 2**40
+
+#: NumPy 2's limit on the number of array dimensions; a longer shape argument is a mistake.
+MAX_NDIM = 64
+
+#: How much of a bad value's ``repr`` a message quotes.
+_REPR_LIMIT = 80
+
+
+def describe(value: Any, limit: int = _REPR_LIMIT) -> str:
+    """Return ``repr(value)`` cut to ``limit`` characters, for quoting a bad value in a message.
+
+    Never raises: Python refuses to print an int of more than 4300 digits (``ValueError``),
+    which would replace the message naming the argument by one naming nothing.
+    """
+    try:
+        text = repr(value)
+    except ValueError:
+        text = f"<{type(value).__name__} too large to print>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def as_array(
@@ -52,12 +85,18 @@ def as_array(
 
     Accepted dtypes: real floating, integer (when ``allow_int``) and ``object`` (arrays of
     ``fractions.Fraction`` give exact results). Booleans, complex numbers, strings and dates
-    are rejected because no op here has a meaning for them.
+    are rejected because no op here has a meaning for them. So is an array whose *logical*
+    size passes :data:`MAX_ARRAY_BYTES` (a broadcast view costs no memory, but no op could
+    finish on it, and its result would not fit).
     """
     if value is None:
         msg = f"{op}: {name} must be an array, got None"
         raise TypeError(msg)
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as err:  # ragged nested lists, objects refusing __array__
+        msg = f"{op}: {name} cannot be read as an array ({err})"
+        raise type(err)(msg) from err
     kind = array.dtype.kind
     allowed = "fiuO" if allow_int else "fO"
     if kind not in allowed:
@@ -66,11 +105,29 @@ def as_array(
             expected = "a real floating or object (Fraction) dtype"
         msg = f"{op}: {name} must have {expected}, got dtype {array.dtype}"
         raise TypeError(msg)
+    check_addressable(op, name, array.shape, array.itemsize)
+    if kind == "O":
+        _check_numbers(op, name, array)
     if ndim is not None and array.ndim != ndim:
         shape_hint = f" {layout}" if layout else ""
         msg = f"{op}: {name} must be {ndim}-D{shape_hint}, got shape {array.shape}"
         raise ValueError(msg)
     return array
+
+
+def _check_numbers(op: str, name: str, array: npt.NDArray[Any]) -> None:
+    """Refuse an ``object`` array holding anything but real numbers (``Fraction``, int, float).
+
+    NumPy would otherwise fail deep inside an op (``str * Fraction``) with a message naming
+    neither the function nor the argument; bools are refused as for bool arrays.
+    """
+    for item in array.flat:
+        if isinstance(item, bool | np.bool_) or not isinstance(item, numbers.Real):
+            msg = (
+                f"{op}: {name} is an object array, so it must hold real numbers (Fraction, "
+                f"int, float), got {describe(item)} of type {type(item).__name__}"
+            )
+            raise TypeError(msg)
 
 
 def require_same_dtype(op: str, **arrays: npt.NDArray[Any] | None) -> None:
@@ -91,11 +148,13 @@ def as_int(
     or an int"``; the caller handles the other case).
     """
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
-        msg = f"{op}: {name} must be {expected}, got {value!r} of type {type(value).__name__}"
+        msg = (
+            f"{op}: {name} must be {expected}, got {describe(value)} of type {type(value).__name__}"
+        )
         raise TypeError(msg)
     number = operator.index(value)
     if minimum is not None and number < minimum:
-        msg = f"{op}: {name} must be >= {minimum}, got {number}"
+        msg = f"{op}: {name} must be >= {minimum}, got {describe(number)}"
         raise ValueError(msg)
     return number
 
@@ -103,7 +162,7 @@ def as_int(
 def as_bool(op: str, name: str, value: Any) -> bool:
     """Return ``value`` as a bool; only ``bool`` and ``numpy.bool_`` are accepted."""
     if not isinstance(value, bool | np.bool_):
-        msg = f"{op}: {name} must be a bool, got {value!r} of type {type(value).__name__}"
+        msg = f"{op}: {name} must be a bool, got {describe(value)} of type {type(value).__name__}"
         raise TypeError(msg)
     return bool(value)
 
@@ -115,15 +174,22 @@ def as_real(
     *,
     minimum: float | None = None,
     maximum: float | None = None,
+    finite: bool = False,
 ) -> float:
     """Return ``value`` as a float (bools refused), within ``[minimum, maximum]`` when given.
 
-    NaN is refused whenever a bound is given (it compares false with both).
+    NaN is refused whenever a bound is given (it compares false with both). With ``finite``
+    infinities and NaN are refused too (a learning rate of ``inf`` is no step size at all).
     """
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        msg = f"{op}: {name} must be a real number, got {value!r} of type {type(value).__name__}"
+        kind = type(value).__name__
+        msg = f"{op}: {name} must be a real number, got {describe(value)} of type {kind}"
         raise TypeError(msg)
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError as err:  # an int beyond float's range (10**400) is no real number here
+        msg = f"{op}: {name} must be a finite real number, got {describe(value)}"
+        raise ValueError(msg) from err
     low = -np.inf if minimum is None else minimum
     high = np.inf if maximum is None else maximum
     if (minimum is not None or maximum is not None) and not low <= number <= high:
@@ -133,9 +199,95 @@ def as_real(
             expected = f"<= {maximum}"
         else:
             expected = f"in [{minimum}, {maximum}]"
-        msg = f"{op}: {name} must be {expected}, got {value!r}"
+        msg = f"{op}: {name} must be {expected}, got {describe(value)}"
+        raise ValueError(msg)
+    if finite and not np.isfinite(number):
+        msg = f"{op}: {name} must be a finite real number, got {describe(value)}"
         raise ValueError(msg)
     return number
+
+
+def as_choice(op: str, name: str, value: Any, choices: Sequence[str]) -> str:
+    """Return ``value`` when it is one of the strings ``choices`` (compared exactly).
+
+    Anything else, a string that is not listed or a non-string (``None``, a list), is a
+    ``ValueError`` listing the choices: the value is simply not among them, and the check
+    never hashes ``value`` (a list would otherwise escape as NumPy-free ``TypeError:
+    unhashable type``).
+    """
+    if not isinstance(value, str) or value not in choices:
+        listed = ", ".join(repr(choice) for choice in choices)
+        msg = f"{op}: {name} must be one of {listed}, got {describe(value)}"
+        raise ValueError(msg)
+    return value
+
+
+def as_path(op: str, name: str, value: Any) -> Path:
+    """Return ``value`` (a ``str`` or a ``str``-based ``os.PathLike``) as a :class:`~pathlib.Path`.
+
+    ``bytes`` paths are refused: every path refcnn prints in a message is text.
+    """
+    if isinstance(value, str) or (
+        isinstance(value, os.PathLike) and isinstance(os.fspath(value), str)
+    ):
+        return Path(value)
+    msg = f"{op}: {name} must be a str or os.PathLike path, got {describe(value)} of type "
+    msg += type(value).__name__
+    raise TypeError(msg)
+
+
+def as_str(
+    op: str, name: str, value: Any, *, optional: bool = False, nonempty: bool = False
+) -> str | None:
+    """Return ``value`` when it is a ``str`` (``None`` too when ``optional``).
+
+    With ``nonempty`` the empty string is refused (``ValueError``).
+    """
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        expected = "None or a str" if optional else "a str"
+        msg = f"{op}: {name} must be {expected}, got {describe(value)} of type "
+        msg += type(value).__name__
+        raise TypeError(msg)
+    if nonempty and not value:
+        msg = f"{op}: {name} must not be empty"
+        raise ValueError(msg)
+    return value
+
+
+def as_float_dtype(op: str, name: str, value: Any) -> np.dtype[Any]:
+    """Return ``value`` as a real floating :class:`numpy.dtype` (``None``: float64, as in NumPy)."""
+    try:
+        dtype: np.dtype[Any] = np.dtype(value)
+    except (TypeError, ValueError) as err:  # "data type 'bogus' not understood"
+        msg = f"{op}: {name} must be a floating dtype, got {describe(value)} ({err})"
+        raise TypeError(msg) from err
+    if dtype.kind != "f":
+        msg = f"{op}: {name} must be a floating dtype, got {dtype}"
+        raise TypeError(msg)
+    return dtype
+
+
+def as_generator(op: str, name: str, value: Any) -> np.random.Generator | None:
+    """Return ``value`` when it is ``None`` or a :class:`numpy.random.Generator`."""
+    if value is None or isinstance(value, np.random.Generator):
+        return value
+    msg = f"{op}: {name} must be None or a numpy.random.Generator, got {describe(value)}"
+    raise TypeError(msg)
+
+
+def as_array_mapping(op: str, name: str, value: Any) -> Mapping[str, npt.NDArray[Any]]:
+    """Return ``value`` when it maps names to ndarrays (no conversion: they may be updated)."""
+    if not isinstance(value, Mapping):
+        msg = f"{op}: {name} must be a mapping of str to ndarray, got {type(value).__name__}"
+        raise TypeError(msg)
+    for key, item in value.items():
+        if not isinstance(item, np.ndarray):
+            kind = type(item).__name__
+            msg = f"{op}: {name}[{describe(key)}] must be an ndarray, got {describe(item)} ({kind})"
+            raise TypeError(msg)
+    return value
 
 
 def as_axis(
@@ -152,25 +304,47 @@ def as_axis(
         bracket = "]" if inclusive else ")"
         msg = (
             f"{op}: {name} must be in [-{ndim}, {ndim}{bracket} for an input of shape "
-            f"{shape}, got {value}"
+            f"{shape}, got {describe(value)}"
         )
         raise ValueError(msg)
     return index + ndim if index < 0 else index
 
 
+def _items(op: str, name: str, value: Any, *, longest: int, expected: str) -> list[Any] | None:
+    """Return the entries of a sequence argument, ``None`` for a scalar (a str, a 0-d array).
+
+    The length is checked before anything is copied: ``range(10**12)`` is a ``Sequence``
+    whose ``list`` would fill the memory, and ``len(range(10**20))`` overflows.
+    """
+    is_array = isinstance(value, np.ndarray)
+    if isinstance(value, str) or (is_array and value.ndim == 0):
+        return None
+    if not (is_array or isinstance(value, Sequence)):
+        return None
+    try:
+        length: int | None = len(value)
+    except OverflowError:
+        length = None
+    if length is None or length > longest:
+        size = "too many" if length is None else str(length)
+        msg = f"{op}: {name} must be {expected}, got {describe(value)} ({size} entries)"
+        raise ValueError(msg)
+    return list(value)
+
+
 def as_tuple(op: str, name: str, value: Any, *, rank: int, minimum: int = 1) -> tuple[int, ...]:
     """Normalize an int or ``rank`` ints (one per spatial axis), each ``>= minimum``."""
-    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
-        items = list(value)
+    kind = "a pair (h, w)" if rank == 2 else f"a sequence of {rank} ints"
+    items = _items(op, name, value, longest=rank, expected=f"an int or {kind}")
+    if items is not None:
         if len(items) != rank:
-            kind = "a pair (h, w)" if rank == 2 else f"a sequence of {rank} ints"
-            msg = f"{op}: {name} must be an int or {kind}, got {value!r}"
+            msg = f"{op}: {name} must be an int or {kind}, got {describe(value)}"
             raise ValueError(msg)
         numbers_ = tuple(as_int(op, name, item) for item in items)
     else:
         numbers_ = (as_int(op, name, value),) * rank
     if min(numbers_, default=minimum) < minimum:
-        msg = f"{op}: {name} must be >= {minimum} on each axis, got {value!r}"
+        msg = f"{op}: {name} must be >= {minimum} on each axis, got {describe(value)}"
         raise ValueError(msg)
     return numbers_
 
@@ -203,23 +377,92 @@ def check_addressable(op: str, name: str, shape: Sequence[int], itemsize: int) -
     for n in shape:
         size *= int(n)
     if size * itemsize > MAX_ARRAY_BYTES:
+        dims = ", ".join(describe(int(n), limit=24) for n in shape)
+        needed = f"{float(size * itemsize):.3g}" if size.bit_length() < 1000 else "too many"
         msg = (
-            f"{op}: {name} would need an array of shape {tuple(int(n) for n in shape)} "
-            f"({size * itemsize:.3g} bytes; at most {MAX_ARRAY_BYTES:.3g} are allocated)"
+            f"{op}: {name} would need an array of shape ({dims}) "
+            f"({needed} bytes; at most {MAX_ARRAY_BYTES:.3g} are allocated)"
         )
         raise ValueError(msg)
 
 
-def as_index_tuple(op: str, name: str, value: Any, *, length: int) -> tuple[int, ...]:
-    """Normalize a shape argument: a sequence of ``length`` non-negative ints."""
-    if value is None or isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
-        msg = f"{op}: {name} must be a sequence of {length} ints, got {value!r}"
+def as_index_tuple(op: str, name: str, value: Any, *, length: int | None) -> tuple[int, ...]:
+    """Normalize a shape argument: a sequence of ``length`` non-negative ints.
+
+    ``length=None`` takes any length up to :data:`MAX_NDIM` (a shape NumPy could hold).
+    """
+    count = "" if length is None else f"{length} "
+    items = _items(
+        op, name, value, longest=MAX_NDIM if length is None else length, expected=f"{count}ints"
+    )
+    if items is None:
+        msg = f"{op}: {name} must be a sequence of {count}ints, got {describe(value)}"
         raise TypeError(msg)
-    items = tuple(as_int(op, name, v) for v in value)
-    if len(items) != length or min(items, default=0) < 0:
-        msg = f"{op}: {name} must be {length} non-negative ints, got {value!r}"
+    shape = tuple(as_int(op, name, v) for v in items)
+    if (length is not None and len(shape) != length) or min(shape, default=0) < 0:
+        wanted = len(shape) if length is None else length
+        msg = f"{op}: {name} must be {wanted} non-negative ints, got {describe(value)}"
         raise ValueError(msg)
-    return items
+    return shape
+
+
+def batch_shape(shape: Sequence[int] | None) -> str:
+    """Render a per-sample shape with its batch axis: ``(N, 8, 8, 1)``."""
+    return "(" + ", ".join(["N", *(str(d) for d in shape or ())]) + ")"
+
+
+def check_floating_batch(owner: str, x: Any) -> None:
+    """Require what a layer or model builds itself on: a floating array with a batch axis."""
+    if not isinstance(x, np.ndarray):
+        msg = f"{owner}: x must be a numpy array, got {type(x).__name__}"
+        raise TypeError(msg)
+    if x.ndim == 0:
+        msg = f"{owner}: x must have a batch axis (N, ...), got shape ()"
+        raise ValueError(msg)
+    if x.dtype.kind != "f":
+        msg = f"{owner}: x must have a floating dtype to build on, got {x.dtype}"
+        raise TypeError(msg)
+
+
+def check_batch(
+    owner: str,
+    name: str,
+    x: Any,
+    sample_shape: tuple[int, ...] | None,
+    dtype: np.dtype[Any] | None,
+    built: str,
+) -> npt.NDArray[Any]:
+    """Require a batch of the per-sample shape and dtype fixed when ``built`` was built."""
+    if not isinstance(x, np.ndarray):
+        msg = f"{owner}: {name} must be a numpy array, got {type(x).__name__}"
+        raise TypeError(msg)
+    check_addressable(owner, name, x.shape, x.itemsize)
+    if x.ndim != len(sample_shape or ()) + 1 or x.shape[1:] != sample_shape:
+        msg = (
+            f"{owner}: {name} must have shape {batch_shape(sample_shape)} (fixed when "
+            f"{built} was built), got {x.shape}"
+        )
+        raise ValueError(msg)
+    if x.dtype != dtype:
+        msg = f"{owner}: {name} must have dtype {dtype} ({built} was built with it), got {x.dtype}"
+        raise TypeError(msg)
+    return x
+
+
+def check_upstream(
+    owner: str, dy: Any, shape: tuple[int, ...], dtype: np.dtype[Any] | None
+) -> npt.NDArray[Any]:
+    """Require a numpy ``dy`` of exactly the last forward output's shape, in the built dtype."""
+    if not isinstance(dy, np.ndarray):
+        msg = f"{owner}: dy must be a numpy array, got {type(dy).__name__}"
+        raise TypeError(msg)
+    if dy.shape != shape:
+        msg = f"{owner}: dy must have shape {shape} (the last forward output), got {dy.shape}"
+        raise ValueError(msg)
+    if dy.dtype != dtype:
+        msg = f"{owner}: dy must have dtype {dtype} (the last forward output's), got {dy.dtype}"
+        raise TypeError(msg)
+    return dy
 
 
 def accumulation_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
@@ -239,6 +482,17 @@ def cast_result(result: Any, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
     with np.errstate(over="ignore"):
         cast: npt.NDArray[Any] = np.asarray(result).astype(dtype, copy=False)
     return cast
+
+
+def ieee_arithmetic() -> np.errstate:
+    """Silence NumPy's floating-point warnings around arithmetic whose IEEE result is the answer.
+
+    Overflow to ``inf``, ``inf - inf`` or ``inf * 0`` giving NaN, a sum past the dtype's
+    range: each is what computing in that dtype gives, so (as in :func:`cast_result`) refcnn
+    returns it without a warning. Use it around matrix products and sums of inputs that may
+    hold infinities, not to hide anything an input check should refuse.
+    """
+    return np.errstate(over="ignore", invalid="ignore", under="ignore")
 
 
 def as_floating(

@@ -21,6 +21,7 @@ import importlib
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -85,10 +86,20 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:  # numpy.random.SeedSequence takes non-negative ints only
+        msg = f"must be >= 0, got {value}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _non_negative_float(text: str) -> float:
     value = float(text)
-    if not value >= 0.0:
-        msg = f"must be >= 0, got {text}"
+    # NaN fails the comparison; inf (also "1e999") is no step size: refused here, as a usage
+    # error, rather than by SGD after the data has been loaded.
+    if not 0.0 <= value < float("inf"):
+        msg = f"must be finite and >= 0, got {text}"
         raise argparse.ArgumentTypeError(msg)
     return value
 
@@ -112,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--batch-size", type=_positive, default=10, help="samples per SGD step (default: 10)"
     )
-    train.add_argument("--seed", type=int, default=0, help="default: 0")
+    train.add_argument("--seed", type=_non_negative, default=0, help="default: 0")
     train.add_argument("--train-size", type=_positive, default=200, help="default: 200")
     train.add_argument("--test-size", type=_positive, default=40, help="default: 40")
     # "synthetic" is a hidden choice (tests, machines without scikit-learn): the metavar
@@ -189,6 +200,11 @@ def _plot_saver(path: str | None) -> Callable[[_History], None] | None:
     """Import matplotlib up front (fail before training, not after) and return a saver."""
     if path is None:
         return None
+    target = Path(path)
+    if target.is_dir() or not target.parent.is_dir():
+        # Found now, not after the training it would have thrown away.
+        msg = f"--plot {path}: not a file in an existing directory"
+        raise CommandError(msg)
     try:
         # Imported by name: optional dependencies, absent from the type-checking environment.
         figure_module = importlib.import_module("matplotlib.figure")
@@ -289,6 +305,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return _train(args)
-    except (CommandError, ImportError, FileNotFoundError, ValueError) as err:
+    except (CommandError, ImportError, OSError, ValueError) as err:  # OSError: paths
         print(f"refcnn {args.command}: error: {err}", file=sys.stderr)
         return 2

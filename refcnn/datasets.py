@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import gzip
 import importlib
+import io
+import math
 import os
 import zlib
 from pathlib import Path
@@ -26,6 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from refcnn._checks import as_choice, as_path
+
 __all__ = ["load_digits", "load_mnist", "read_idx_images", "read_idx_labels", "synthetic_digits"]
 
 Array = npt.NDArray[Any]
@@ -33,6 +37,15 @@ PathLike = str | os.PathLike[str]
 
 IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801
+
+#: The most bytes deflate can produce per compressed byte: each 258-byte match costs at least
+#: 2 bits, so a stream expands at most about 1032:1 (zlib's "technical details"). A gzip IDX
+#: file whose header declares more than this times its size is truncated for sure, and is
+#: refused before its data is allocated.
+DEFLATE_MAX_RATIO = 1032
+
+# Bytes per read while filling the result: bounds the temporaries gzip's reader allocates.
+_READ_CHUNK = 2**20
 
 _MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -70,56 +83,107 @@ def load_digits() -> tuple[Array, Array]:
     return x, y
 
 
-def _read_bytes(path: Path) -> bytes:
-    """Whole file contents, gunzipped when the name ends in ``.gz``."""
-    if path.suffix != ".gz":
-        return path.read_bytes()
-    try:
-        with gzip.open(path, "rb") as handle:
-            return handle.read()
-    except (OSError, EOFError, zlib.error) as err:
-        msg = f"{path}: corrupt or truncated gzip file ({err})"
-        raise ValueError(msg) from err
+def _read_into(handle: io.BufferedIOBase, out: memoryview) -> int:
+    """Fill ``out`` from ``handle`` in bounded reads; return the bytes read (short at EOF)."""
+    filled = 0
+    while filled < len(out):
+        count = handle.readinto(out[filled : filled + _READ_CHUNK])
+        if not count:
+            break
+        filled += count
+    return filled
 
 
-def _read_idx(path: PathLike, magic: int, what: str) -> Array:
-    """Parse one IDX file of unsigned bytes with the given magic number."""
-    file = Path(path)
-    data = _read_bytes(file)
+def _check_header(file: Path, head: bytes, magic: int, what: str) -> tuple[int, ...]:
+    """Return the dimensions from an IDX header (``head`` holds at most its bytes)."""
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
-    if len(data) < 4:
-        msg = f"{file}: truncated header: {len(data)} bytes, not even the 4-byte magic number"
+    if len(head) < 4:
+        msg = f"{file}: truncated header: {len(head)} bytes, not even the 4-byte magic number"
         raise ValueError(msg)
-    found = int.from_bytes(data[:4], "big")
+    found = int.from_bytes(head[:4], "big")
     if found != magic:
         msg = (
             f"{file}: bad magic number 0x{found:08X}, expected 0x{magic:08X} "
             f"(IDX unsigned-byte {what}, {ndim}-D)"
         )
         raise ValueError(msg)
-    if len(data) < header:
+    if len(head) < header:
         msg = (
             f"{file}: truncated header: an IDX {what} file needs {header} header bytes, "
-            f"got {len(data)} bytes in all"
+            f"got {len(head)} bytes in all"
         )
         raise ValueError(msg)
-    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if ndim > 1 and min(dims[1:]) == 0:
         msg = f"{file}: bad dimensions {dims}: image rows and columns must be >= 1"
         raise ValueError(msg)
-    expected = int(np.prod(dims, dtype=np.int64))
-    payload = len(data) - header
-    if payload < expected:
-        msg = f"{file}: truncated data: header says {dims} = {expected} bytes, file holds {payload}"
-        raise ValueError(msg)
-    if payload > expected:
+    return dims
+
+
+def _read_idx_stream(
+    file: Path, handle: io.BufferedIOBase, magic: int, what: str, *, size: int, compressed: bool
+) -> Array:
+    """Parse an open IDX stream: the header, then exactly the declared bytes, then 1 more.
+
+    ``size`` is the file's size on disk. Uncompressed, that fixes the payload before anything
+    is allocated, so a wrong size is reported exactly and at once. A gzip stream's payload is
+    only known by inflating it, so its declared size is checked against the most deflate can
+    produce from ``size`` bytes (:data:`DEFLATE_MAX_RATIO`); then it is read into the
+    preallocated result, never further than one byte past the declared data.
+    """
+    header = 4 + 4 * (magic & 0xFF)
+    head = handle.read(header)
+    dims = _check_header(file, head, magic, what)
+    expected = math.prod(dims)
+    if not compressed:
+        payload = size - header
+        if payload < expected:
+            msg = (
+                f"{file}: truncated data: header says {dims} = {expected} bytes, "
+                f"file holds {payload}"
+            )
+            raise ValueError(msg)
+        if payload > expected:
+            msg = (
+                f"{file}: {payload - expected} unexpected trailing bytes after {dims} = "
+                f"{expected} bytes of data"
+            )
+            raise ValueError(msg)
+    elif header + expected > DEFLATE_MAX_RATIO * size:
         msg = (
-            f"{file}: {payload - expected} unexpected trailing bytes after {dims} = "
-            f"{expected} bytes of data"
+            f"{file}: truncated data: header says {dims} = {expected} bytes, more than a "
+            f"gzip file of {size} bytes can hold (deflate expands at most {DEFLATE_MAX_RATIO}:1)"
         )
         raise ValueError(msg)
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    data = np.empty(expected, dtype=np.uint8)
+    got = _read_into(handle, data.data)
+    if got < expected:
+        msg = f"{file}: truncated data: header says {dims} = {expected} bytes, file holds {got}"
+        raise ValueError(msg)
+    if handle.read(1):
+        # One byte says there is more; counting it all would mean inflating all of it.
+        msg = (
+            f"{file}: unexpected trailing bytes (at least 1) after {dims} = {expected} "
+            "bytes of data"
+        )
+        raise ValueError(msg)
+    return data.reshape(dims)
+
+
+def _read_idx(op: str, path: PathLike, magic: int, what: str) -> Array:
+    """Parse one IDX file of unsigned bytes with the given magic number, raw or gzipped."""
+    file = as_path(op, "path", path)
+    with file.open("rb") as raw:  # a missing file is FileNotFoundError, not "corrupt"
+        size = os.fstat(raw.fileno()).st_size
+        if file.suffix != ".gz":
+            return _read_idx_stream(file, raw, magic, what, size=size, compressed=False)
+        try:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as handle:
+                return _read_idx_stream(file, handle, magic, what, size=size, compressed=True)
+        except (OSError, EOFError, zlib.error) as err:
+            msg = f"{file}: corrupt or truncated gzip file ({err})"
+            raise ValueError(msg) from err
 
 
 def read_idx_images(path: PathLike) -> Array:
@@ -133,15 +197,29 @@ def read_idx_images(path: PathLike) -> Array:
     Returns
     -------
     images : ndarray, shape (N, rows, cols), uint8
-        Read-only view of the file's data.
+        A new array holding the file's data.
 
     Raises
     ------
+    FileNotFoundError
+        If the file does not exist.
+    TypeError
+        If ``path`` is not a str or ``os.PathLike``.
     ValueError
         Naming the file: truncated header or data, trailing bytes, bad magic, zero-sized
         image dimensions, corrupt gzip stream.
+
+    Notes
+    -----
+    The file is streamed, never read whole: first the header, then exactly the bytes it
+    declares, then one more byte to detect trailing data. Peak memory is the declared data
+    (plus 1 MiB of read buffer), whatever the file holds after it, so a gzip "bomb" (a few
+    MB that inflate to GBs behind a small header) is refused after reading its header and
+    data. A raw file's size is compared with the header before anything is allocated; a gzip
+    file is refused up front if its header declares more than :data:`DEFLATE_MAX_RATIO`
+    times the file's size, and otherwise reported truncated where its stream ends.
     """
-    return _read_idx(path, IDX_IMAGES_MAGIC, "images")
+    return _read_idx("read_idx_images", path, IDX_IMAGES_MAGIC, "images")
 
 
 def read_idx_labels(path: PathLike) -> Array:
@@ -161,7 +239,7 @@ def read_idx_labels(path: PathLike) -> Array:
     ValueError
         As :func:`read_idx_images`.
     """
-    return _read_idx(path, IDX_LABELS_MAGIC, "labels")
+    return _read_idx("read_idx_labels", path, IDX_LABELS_MAGIC, "labels")
 
 
 def _find(directory: Path, stem: str) -> Path:
@@ -196,18 +274,19 @@ def load_mnist(path: PathLike, kind: str = "train") -> tuple[Array, Array]:
     ------
     FileNotFoundError
         If ``path`` is not a directory or a file is missing (nothing is ever downloaded).
+    TypeError
+        If ``path`` is not a str or ``os.PathLike``.
     ValueError
-        A malformed file (see :func:`read_idx_images`), image and label counts that differ,
-        or a label outside ``0..9``; the message names the file(s).
+        A ``kind`` other than ``"train"``/``"test"``, a malformed file (see
+        :func:`read_idx_images`, which also says how a file is streamed), image and label
+        counts that differ, or a label outside ``0..9``; the message names the file(s).
     """
-    if kind not in _MNIST_FILES:
-        msg = f"load_mnist: kind must be 'train' or 'test', got {kind!r}"
-        raise ValueError(msg)
-    directory = Path(path)
+    files = _MNIST_FILES[as_choice("load_mnist", "kind", kind, tuple(_MNIST_FILES))]
+    directory = as_path("load_mnist", "path", path)
     if not directory.is_dir():
         msg = f"load_mnist: {directory} is not a directory"
         raise FileNotFoundError(msg)
-    images_file, labels_file = (_find(directory, stem) for stem in _MNIST_FILES[kind])
+    images_file, labels_file = (_find(directory, stem) for stem in files)
     images = read_idx_images(images_file)
     labels = read_idx_labels(labels_file)
     if images.shape[0] != labels.shape[0]:

@@ -10,6 +10,7 @@ expects (a PyTorch NCHW model orders the same features ``(c * H + h) * W + w``).
 
 All ops here need only ``+`` and ``*``: integer dtypes stay integer and ``object`` arrays of
 ``fractions.Fraction`` are exact. float16 is accumulated in float32 and rounded once.
+Infinities follow IEEE arithmetic (``inf * 0`` is NaN) without a NumPy warning.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from refcnn._checks import (
     as_axis,
     as_index_tuple,
     cast_result,
+    ieee_arithmetic,
     require_same_dtype,
 )
 
@@ -101,11 +103,7 @@ def flatten_backward(dy: npt.ArrayLike, input_shape: Sequence[int], axis: int = 
     """
     op = "flatten_backward"
     dy_arr = as_array(op, "dy", dy, ndim=2, layout="(R, C)")
-    given: Any = input_shape  # typed for callers; checked here because it may be anything
-    if isinstance(given, str) or not isinstance(given, Sequence | np.ndarray):
-        msg = f"{op}: input_shape must be a sequence of ints, got {given!r}"
-        raise TypeError(msg)
-    shape = as_index_tuple(op, "input_shape", given, length=len(given))
+    shape = as_index_tuple(op, "input_shape", input_shape, length=None)
     expected = _flat_shape(op, shape, axis)
     if dy_arr.shape != expected:
         msg = (
@@ -147,15 +145,18 @@ def dense(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None) ->
             f"{w_arr.shape[0]} (shape {w_arr.shape}, (I, O))"
         )
         raise ValueError(msg)
-    acc = accumulation_dtype(x_arr.dtype)
-    y = x_arr.astype(acc, copy=False) @ w_arr.astype(acc, copy=False)
+    b_arr = None
     if b is not None:
         b_arr = as_array(op, "b", b, ndim=1, layout="(O,)")
         require_same_dtype(op, x=x_arr, b=b_arr)
         if b_arr.shape != (w_arr.shape[1],):
             msg = f"{op}: b must have shape ({w_arr.shape[1]},) (one per output), got {b_arr.shape}"
             raise ValueError(msg)
-        y = y + b_arr.astype(acc, copy=False)
+    acc = accumulation_dtype(x_arr.dtype)
+    with ieee_arithmetic():  # inf inputs: inf * 0 is NaN, sums past the range are inf
+        y = x_arr.astype(acc, copy=False) @ w_arr.astype(acc, copy=False)
+        if b_arr is not None:
+            y = y + b_arr.astype(acc, copy=False)
     return cast_result(y, x_arr.dtype)
 
 
@@ -204,8 +205,9 @@ def dense_backward(dy: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike) -> Den
     acc = accumulation_dtype(dy_arr.dtype)
     dy_acc, x_acc, w_acc = (a.astype(acc, copy=False) for a in (dy_arr, x_arr, w_arr))
     dtype = dy_arr.dtype
-    return DenseGradients(
-        cast_result(dy_acc @ w_acc.T, dtype),
-        cast_result(x_acc.T @ dy_acc, dtype),
-        cast_result(np.sum(dy_acc, axis=0), dtype),
-    )
+    with ieee_arithmetic():  # as in dense
+        return DenseGradients(
+            cast_result(dy_acc @ w_acc.T, dtype),
+            cast_result(x_acc.T @ dy_acc, dtype),
+            cast_result(np.sum(dy_acc, axis=0), dtype),
+        )

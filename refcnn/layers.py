@@ -33,7 +33,21 @@ from typing import Any, ClassVar, cast
 import numpy as np
 import numpy.typing as npt
 
-from refcnn._checks import as_int, as_pair
+from refcnn._checks import (
+    as_bool,
+    as_choice,
+    as_float_dtype,
+    as_generator,
+    as_index_tuple,
+    as_int,
+    as_pair,
+    as_str,
+    batch_shape,
+    check_addressable,
+    check_batch,
+    check_floating_batch,
+    check_upstream,
+)
 from refcnn.activations import relu, relu_backward, sigmoid, sigmoid_backward, tanh, tanh_backward
 from refcnn.conv import conv2d, conv2d_backward
 from refcnn.dense import dense, dense_backward, flatten, flatten_backward
@@ -117,16 +131,13 @@ INITIALIZERS: dict[str, Initializer] = {
 }
 
 
-def _initializer(owner: str, name: str) -> Initializer:
-    if name not in INITIALIZERS:
-        msg = f"{owner}: kernel_initializer must be one of {sorted(INITIALIZERS)}, got {name!r}"
-        raise ValueError(msg)
-    return INITIALIZERS[name]
+def _initializer(owner: str, name: Any) -> Initializer:
+    return INITIALIZERS[as_choice(owner, "kernel_initializer", name, sorted(INITIALIZERS))]
 
 
-def _batch_shape(shape: tuple[int, ...] | None) -> str:
-    """Render a per-sample shape with its batch axis: ``(N, 8, 8, 1)``."""
-    return "(" + ", ".join(["N", *(str(d) for d in shape or ())]) + ")"
+def _check_kernel_size(owner: str, names: str, shape: tuple[int, ...]) -> None:
+    """Refuse a kernel too large to allocate before drawing it (in float64, as drawn)."""
+    check_addressable(owner, names, shape, np.dtype(np.float64).itemsize)
 
 
 class Layer:
@@ -155,7 +166,9 @@ class Layer:
     kind: ClassVar[str] = "layer"
 
     def __init__(self, *, name: str | None = None) -> None:
-        self.name = name if name is not None else self.kind
+        # Messages start with the name: an empty one would leave them unattributed.
+        given = as_str(type(self).__name__, "name", name, optional=True, nonempty=True)
+        self.name = given if given is not None else self.kind
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
         self.input_shape: tuple[int, ...] | None = None
@@ -209,11 +222,12 @@ class Layer:
         output_shape : tuple of int
             Shape of one output sample.
         """
-        shape = tuple(int(d) for d in input_shape)
-        resolved = np.dtype(dtype)
-        if resolved.kind != "f":
-            msg = f"{self.name}: dtype must be a floating dtype, got {resolved}"
-            raise TypeError(msg)
+        shape = as_index_tuple(self.name, "input_shape", input_shape, length=None)
+        rng = as_generator(self.name, "rng", rng)
+        resolved = as_float_dtype(self.name, "dtype", dtype)
+        # One sample past the size limit could never be fed (and NumPy could not even make
+        # the empty probe batch of it once a size passes int64).
+        check_addressable(self.name, "input_shape", (1, *shape), resolved.itemsize)
         if self.has_parameters and rng is None:
             msg = (
                 f"{self.name}: {type(self).__name__} is not built: call "
@@ -227,11 +241,11 @@ class Layer:
             if 0 in probe.shape[1:]:
                 # Legal for the functions (TensorFlow allows it), but a model whose layer
                 # outputs nothing is a mistake: say so at build, not as a shape error later.
-                msg = f"the output shape {_batch_shape(probe.shape[1:])} is empty"
+                msg = f"the output shape {batch_shape(probe.shape[1:])} is empty"
                 raise ValueError(msg)
         except (TypeError, ValueError) as err:
             self.params, self.grads = {}, {}
-            msg = f"{self.name}: cannot build on input shape {_batch_shape(shape)}: {err}"
+            msg = f"{self.name}: cannot build on input_shape {batch_shape(shape)}: {err}"
             raise ValueError(msg) from err
         self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
         self.input_shape, self.output_shape = shape, tuple(probe.shape[1:])
@@ -251,21 +265,10 @@ class Layer:
         raise NotImplementedError
 
     def _check_input(self, x: Any) -> Array:
-        if not isinstance(x, np.ndarray):
-            msg = f"{self.name}: input must be a numpy array, got {type(x).__name__}"
-            raise TypeError(msg)
         if not self.built:
+            check_floating_batch(self.name, x)
             self.build(x.shape[1:], None, x.dtype)
-        if x.ndim != len(self.input_shape or ()) + 1 or x.shape[1:] != self.input_shape:
-            msg = (
-                f"{self.name}: expected input shape {_batch_shape(self.input_shape)} "
-                f"(fixed when the layer was built), got {x.shape}"
-            )
-            raise ValueError(msg)
-        if x.dtype != self.dtype:
-            msg = f"{self.name}: expected input dtype {self.dtype} (built with it), got {x.dtype}"
-            raise TypeError(msg)
-        return x
+        return check_batch(self.name, "x", x, self.input_shape, self.dtype, "the layer")
 
     def forward(self, x: Array) -> Array:
         """Apply the layer to a batch and cache what :meth:`backward` needs.
@@ -301,13 +304,7 @@ class Layer:
         if self._last_output_shape is None:
             msg = f"{self.name}: backward called before forward"
             raise RuntimeError(msg)
-        dy_arr = np.asarray(dy)
-        if dy_arr.shape != self._last_output_shape:
-            msg = (
-                f"{self.name}: expected dy of shape {self._last_output_shape} (the last forward "
-                f"output), got {dy_arr.shape}"
-            )
-            raise ValueError(msg)
+        dy_arr = check_upstream(self.name, dy, self._last_output_shape, self.dtype)
         dx, param_grads = self._backward(dy_arr, self._cache)
         for key, grad in param_grads.items():
             self.grads[key] += grad
@@ -361,9 +358,9 @@ class Conv2D(Layer):
         self.strides = as_pair(owner, "strides", strides)
         self.dilations = as_pair(owner, "dilations", dilations)
         self.padding = cast("PaddingLike", normalize_padding(owner, padding))
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
+        self.use_bias = as_bool(owner, "use_bias", use_bias)
         self._init = _initializer(owner, kernel_initializer)
+        self.kernel_initializer = kernel_initializer
 
     def config(self) -> str:
         """Hyperparameters as text."""
@@ -384,6 +381,7 @@ class Conv2D(Layer):
             msg = f"expected a per-sample shape (H, W, C), got {input_shape}"
             raise ValueError(msg)
         shape = (*self.kernel_size, input_shape[2], self.filters)
+        _check_kernel_size("Conv2D", "kernel_size, filters and the input channels", shape)
         self.params = {"kernel": self._init(shape, rng).astype(dtype)}
         if self.use_bias:
             self.params["bias"] = np.zeros(self.filters, dtype=dtype)
@@ -430,9 +428,9 @@ class Dense(Layer):
     ) -> None:
         super().__init__(name=name)
         self.units = as_int("Dense", "units", units, minimum=1)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
+        self.use_bias = as_bool("Dense", "use_bias", use_bias)
         self._init = _initializer("Dense", kernel_initializer)
+        self.kernel_initializer = kernel_initializer
 
     def config(self) -> str:
         """Hyperparameters as text."""
@@ -451,7 +449,9 @@ class Dense(Layer):
                 f"expected a per-sample shape (I,) (put a Flatten before Dense), got {input_shape}"
             )
             raise ValueError(msg)
-        self.params = {"kernel": self._init((input_shape[0], self.units), rng).astype(dtype)}
+        shape = (input_shape[0], self.units)
+        _check_kernel_size("Dense", "units and the input size", shape)
+        self.params = {"kernel": self._init(shape, rng).astype(dtype)}
         if self.use_bias:
             self.params["bias"] = np.zeros(self.units, dtype=dtype)
 
@@ -537,7 +537,7 @@ class AvgPool2D(_Pool):
         name: str | None = None,
     ) -> None:
         super().__init__(ksize, strides, padding, name=name)
-        self.count_include_pad = bool(count_include_pad)
+        self.count_include_pad = as_bool("AvgPool2D", "count_include_pad", count_include_pad)
 
     def config(self) -> str:
         """Hyperparameters as text."""
@@ -630,7 +630,7 @@ class Softmax(Layer):
 
     def __init__(self, axis: int = -1, *, name: str | None = None) -> None:
         super().__init__(name=name)
-        self.axis = axis
+        self.axis = as_int("Softmax", "axis", axis)
 
     def config(self) -> str:
         """Hyperparameters as text."""

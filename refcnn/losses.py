@@ -38,6 +38,7 @@ from refcnn._checks import (
     as_real,
     cast_result,
     check_upstream_shape,
+    ieee_arithmetic,
     require_same_dtype,
 )
 from refcnn.softmax import _class_input, _log_softmax, _softmax
@@ -152,10 +153,11 @@ def cross_entropy(
     p_acc, y_acc = inputs.p.astype(acc, copy=False), inputs.y.astype(acc, copy=False)
     if inputs.eps is not None:
         p_acc = np.clip(p_acc, inputs.eps, 1)
-    with np.errstate(divide="ignore", invalid="ignore"):  # log 0 = -inf, 0 * -inf is fixed below
+    # log 0 = -inf, 0 * -inf is fixed below; huge targets overflow to inf (IEEE, no warning).
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         terms = y_acc * np.log(p_acc)
-    terms = np.where((y_acc == 0) & (p_acc == 0), 0, terms)
-    per_sample = -np.sum(terms, axis=inputs.axis)
+        terms = np.where((y_acc == 0) & (p_acc == 0), 0, terms)
+        per_sample = -np.sum(terms, axis=inputs.axis)
     count = _sample_count(inputs.p.shape, inputs.axis)
     return cast_result(_reduce(per_sample, inputs.reduction, count), inputs.p.dtype)
 
@@ -496,6 +498,11 @@ def softmax_cross_entropy(
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
     )
+    with ieee_arithmetic():  # weights of any magnitude: their sums and products follow IEEE
+        return _softmax_cross_entropy(inputs)
+
+
+def _softmax_cross_entropy(inputs: _LogitInputs) -> Array:
     num_classes = inputs.logits.shape[-1]
     log_p = _log_softmax(inputs.logits, -1)
     denominator = _mean_denominator(inputs)
@@ -581,6 +588,11 @@ def softmax_cross_entropy_backward(
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
     )
+    with ieee_arithmetic():  # as in softmax_cross_entropy
+        return _softmax_cross_entropy_backward(inputs)
+
+
+def _softmax_cross_entropy_backward(inputs: _LogitInputs) -> Array:
     counted = inputs.counted[..., np.newaxis]
     # softmax itself, not exp(log_p): exp multiplies log_p's absolute error into a relative one
     p = _softmax(inputs.logits, -1)

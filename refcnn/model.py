@@ -21,6 +21,17 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from refcnn._checks import (
+    as_array,
+    as_float_dtype,
+    as_generator,
+    as_index_tuple,
+    as_int,
+    check_batch,
+    check_floating_batch,
+    check_upstream,
+    describe,
+)
 from refcnn.layers import Layer, Softmax
 from refcnn.losses import softmax_cross_entropy, softmax_cross_entropy_backward
 from refcnn.optim import SGD
@@ -54,31 +65,48 @@ class Sequential:
     """
 
     def __init__(self, layers: Iterable[Layer], *, seed: int | None = 0) -> None:
+        if isinstance(layers, Layer) or not isinstance(layers, Iterable):
+            msg = f"Sequential: layers must be an iterable of Layer, got {describe(layers)}"
+            raise TypeError(msg)
         candidates: list[Any] = list(layers)
+        if not candidates:
+            msg = "Sequential: layers must hold at least one Layer, got none"
+            raise ValueError(msg)
         for position, candidate in enumerate(candidates):
             if not isinstance(candidate, Layer):
                 name = type(candidate).__name__
                 msg = f"Sequential: layers[{position}] must be a Layer, got {name}"
                 raise TypeError(msg)
-        self.layers: list[Layer] = candidates
-        self.seed = seed
+        if seed is not None:
+            as_int("Sequential", "seed", seed, minimum=0, expected="None or an int")
         seen: set[int] = set()
         counts: dict[str, int] = {}
-        for layer in self.layers:
+        names: list[str] = []
+        for layer in candidates:
             if id(layer) in seen:
-                msg = f"Sequential: layer {layer.name!r} appears twice (its cache would be shared)"
+                msg = (
+                    f"Sequential: layer {layer.name!r} appears twice in layers (its cache "
+                    "would be shared)"
+                )
                 raise ValueError(msg)
             seen.add(id(layer))
-            if layer.name == layer.kind:
+            name = layer.name
+            if name == layer.kind:
                 # Default name: number repeats like Keras (conv2d, conv2d_1, ...).
                 index = counts.get(layer.kind, 0)
                 counts[layer.kind] = index + 1
-                layer.name = layer.kind if index == 0 else f"{layer.kind}_{index}"
-        names = [layer.name for layer in self.layers]
+                name = layer.kind if index == 0 else f"{layer.kind}_{index}"
+            names.append(name)
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            msg = f"Sequential: layer names must be unique, got duplicates {duplicates}"
+            msg = f"Sequential: the layers' names must be unique, got duplicates {duplicates}"
             raise ValueError(msg)
+        # Only now, with everything checked, are the layers renamed: a refused model leaves
+        # the layers it was given as they were.
+        for layer, name in zip(candidates, names, strict=True):
+            layer.name = name
+        self.layers: list[Layer] = candidates
+        self.seed = seed
 
     @property
     def built(self) -> bool:
@@ -119,13 +147,23 @@ class Sequential:
         output_shape : tuple of int
             Per-sample output shape.
         """
+        op = "Sequential.build"
+        shape = as_index_tuple(op, "input_shape", input_shape, length=None)
+        generator = as_generator(op, "rng", rng)
+        resolved = as_float_dtype(op, "dtype", dtype)
         if self.built:
             msg = f"Sequential: already built for input shape {_format_shape(self.input_shape)}"
             raise RuntimeError(msg)
-        generator = np.random.default_rng(self.seed) if rng is None else rng
-        shape = tuple(input_shape)
-        for layer in self.layers:
-            shape = layer.build(shape, generator, dtype)
+        if generator is None:
+            generator = np.random.default_rng(self.seed)
+        try:
+            for layer in self.layers:
+                shape = layer.build(shape, generator, resolved)
+        except (TypeError, ValueError) as err:
+            # The layer's message names it and the shape it got; this names the call. Layers
+            # built before the one that refused stay built (their shapes were fine).
+            msg = f"{op}: {err}"
+            raise type(err)(msg) from err
         return shape
 
     def forward(self, x: Array) -> Array:
@@ -139,14 +177,18 @@ class Sequential:
         -------
         y : ndarray, shape (N, *output_shape)
         """
-        if not self.built:
-            if not isinstance(x, np.ndarray) or x.ndim < 1:
-                msg = f"Sequential: input must be an array with a batch axis, got {x!r:.80}"
-                raise ValueError(msg)
-            self.build(x.shape[1:], dtype=x.dtype)
+        x = self._check_input("Sequential.forward", x)
         for layer in self.layers:
             x = layer.forward(x)
         return x
+
+    def _check_input(self, op: str, x: Any) -> Array:
+        """Build on a first batch, or require the input shape and dtype it was built with."""
+        if not self.built:
+            check_floating_batch(op, x)
+            self.build(x.shape[1:], dtype=x.dtype)
+        first = self.layers[0]
+        return check_batch(op, "x", x, first.input_shape, first.dtype, "the model")
 
     def backward(self, dy: Array) -> Array:
         """Back-propagate through the last forward call, accumulating parameter gradients.
@@ -162,6 +204,9 @@ class Sequential:
             Gradient with respect to the model input. Parameter gradients are *added* to
             :meth:`gradients` (call :meth:`zero_grad` before each step).
         """
+        last = self.layers[-1]
+        if last._last_output_shape is not None:
+            dy = check_upstream("Sequential.backward", dy, last._last_output_shape, last.dtype)
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
         return dy
@@ -245,17 +290,51 @@ class Evaluation(NamedTuple):
     accuracy: float
 
 
-def _check_training_model(model: Sequential) -> None:
-    if model.layers and isinstance(model.layers[-1], Softmax):
+def _check_training_model(op: str, model: Any) -> Sequential:
+    if not isinstance(model, Sequential):
+        msg = f"{op}: model must be a Sequential, got {describe(model)}"
+        raise TypeError(msg)
+    if isinstance(model.layers[-1], Softmax):
         msg = (
-            "train_step: the model ends in Softmax; train on logits (drop the final Softmax, "
+            f"{op}: the model ends in Softmax; train on logits (drop the final Softmax, "
             "softmax_cross_entropy applies it in a numerically stable form)"
         )
         raise ValueError(msg)
+    return model
+
+
+def _check_optimizer(op: str, optimizer: Any) -> None:
+    if not isinstance(optimizer, SGD):
+        msg = f"{op}: optimizer must be an SGD, got {describe(optimizer)}"
+        raise TypeError(msg)
+
+
+def _check_data(op: str, model: Sequential, x: Any, labels: Any) -> tuple[Array, Array]:
+    """Check that ``x`` fits the model (building it on a first batch), one label per sample."""
+    x_arr = model._check_input(op, x)
+    y = as_array(op, "labels", labels)
+    if y.dtype.kind not in "iu":
+        msg = f"{op}: labels must be integer class indices, got dtype {y.dtype}"
+        raise TypeError(msg)
+    if y.shape != x_arr.shape[:1]:
+        msg = f"{op}: labels must have shape {x_arr.shape[:1]} (one per sample of x), got {y.shape}"
+        raise ValueError(msg)
+    return x_arr, y
+
+
+def _loss(
+    op: str, function: Callable[..., Array], logits: Array, labels: Array, **options: Any
+) -> Array:
+    """Apply a loss (or its gradient) to the model's logits, its errors reported as ``op``'s."""
+    try:
+        return function(logits, labels, **options)
+    except (TypeError, ValueError) as err:  # labels outside [0, K), logits of a wrong rank
+        msg = f"{op}: {err}"
+        raise type(err)(msg) from err
 
 
 def train_step(model: Sequential, optimizer: SGD, x: Array, labels: Array) -> float:
-    """One optimization step on a batch: zero grads, forward, loss, backward, update.
+    """One optimization step on a batch: forward, loss, zero grads, backward, update.
 
     Parameters
     ----------
@@ -273,11 +352,16 @@ def train_step(model: Sequential, optimizer: SGD, x: Array, labels: Array) -> fl
         The batch loss *before* the update: ``softmax_cross_entropy(logits, labels)``, the
         mean over the batch.
     """
-    _check_training_model(model)
+    op = "train_step"
+    _check_training_model(op, model)
+    _check_optimizer(op, optimizer)
+    x_arr, y = _check_data(op, model, x, labels)
+    logits = model.forward(x_arr)
+    loss = _loss(op, softmax_cross_entropy, logits, y)
+    dlogits = _loss(op, softmax_cross_entropy_backward, logits, y)
+    # Gradients are zeroed only once nothing can be refused: a refused step changes nothing.
     model.zero_grad()
-    logits = model.forward(x)
-    loss = softmax_cross_entropy(logits, labels)
-    model.backward(softmax_cross_entropy_backward(logits, labels))
+    model.backward(dlogits)
     optimizer.step(model.parameters(), model.gradients())
     return float(loss)
 
@@ -300,15 +384,19 @@ def evaluate(model: Sequential, x: Array, labels: Array, *, batch_size: int = 25
         ``loss``: mean ``softmax_cross_entropy`` over all N samples; ``accuracy``: fraction of
         samples whose largest logit is the label (ties go to the lowest class index).
     """
-    _check_training_model(model)
-    if len(x) == 0:
-        msg = "evaluate: empty data set"
+    op = "evaluate"
+    _check_training_model(op, model)
+    step = as_int(op, "batch_size", batch_size, minimum=1)
+    x_arr, y = _check_data(op, model, x, labels)
+    if len(x_arr) == 0:
+        msg = f"{op}: x holds no samples (shape {x_arr.shape}): the mean loss is undefined"
         raise ValueError(msg)
     total_loss = 0.0
     correct = 0
-    for start in range(0, len(x), batch_size):
-        logits = model.forward(x[start : start + batch_size])
-        batch_labels = labels[start : start + batch_size]
-        total_loss += float(softmax_cross_entropy(logits, batch_labels, reduction="sum"))
+    for start in range(0, len(x_arr), step):
+        logits = model.forward(x_arr[start : start + step])
+        batch_labels = y[start : start + step]
+        loss = _loss(op, softmax_cross_entropy, logits, batch_labels, reduction="sum")
+        total_loss += float(loss)
         correct += int(np.count_nonzero(np.argmax(logits, axis=-1) == batch_labels))
-    return Evaluation(total_loss / len(x), correct / len(x))
+    return Evaluation(total_loss / len(x_arr), correct / len(x_arr))

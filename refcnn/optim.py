@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from refcnn._checks import as_real
+from refcnn._checks import as_array_mapping, as_real, describe
 
 __all__ = ["SGD"]
 
@@ -32,9 +32,9 @@ class SGD:
     Parameters
     ----------
     lr : float
-        Learning rate, ``>= 0``.
+        Learning rate, finite and ``>= 0``.
     momentum : float, default 0.0
-        Momentum factor, ``>= 0``.
+        Momentum factor, finite and ``>= 0``.
 
     Attributes
     ----------
@@ -43,8 +43,8 @@ class SGD:
     """
 
     def __init__(self, lr: float, momentum: float = 0.0) -> None:
-        self.lr = as_real("SGD", "lr", lr, minimum=0.0)
-        self.momentum = as_real("SGD", "momentum", momentum, minimum=0.0)
+        self.lr = as_real("SGD", "lr", lr, minimum=0.0, finite=True)
+        self.momentum = as_real("SGD", "momentum", momentum, minimum=0.0, finite=True)
         self.velocity: dict[str, Array] = {}
 
     def __repr__(self) -> str:
@@ -66,24 +66,37 @@ class SGD:
         ``momentum == 0``. The scalars are cast to each parameter's dtype first, so a
         float32 model stays float32.
         """
-        if parameters.keys() != gradients.keys():
-            missing = sorted(set(parameters) ^ set(gradients))
-            msg = f"SGD.step: parameters and gradients must have the same keys, differ in {missing}"
+        op = "SGD.step"
+        params = as_array_mapping(op, "parameters", parameters)
+        grads = as_array_mapping(op, "gradients", gradients)
+        if params.keys() != grads.keys():
+            missing = sorted(describe(k) for k in set(params) ^ set(grads))
+            msg = f"{op}: parameters and gradients must have the same keys, differ in {missing}"
             raise ValueError(msg)
-        for key, value in parameters.items():
-            param, grad = value, gradients[key]
+        # Everything is checked before anything is updated: a refused step changes nothing.
+        for key, param in params.items():
+            grad = grads[key]
             if grad.shape != param.shape or grad.dtype != param.dtype:
                 msg = (
-                    f"SGD.step: gradient {key!r} must match its parameter's shape and dtype "
-                    f"{param.shape} {param.dtype}, got {grad.shape} {grad.dtype}"
+                    f"{op}: gradients[{describe(key)}] must match parameters[{describe(key)}] "
+                    f"(shape {param.shape}, dtype {param.dtype}), got shape {grad.shape}, "
+                    f"dtype {grad.dtype}"
                 )
                 raise ValueError(msg)
+            if param.dtype.kind != "f":
+                msg = f"{op}: parameters[{describe(key)}] must be floating, got {param.dtype}"
+                raise TypeError(msg)
+            if not param.flags.writeable:
+                msg = f"{op}: parameters[{describe(key)}] is read-only, so it cannot be updated"
+                raise ValueError(msg)
+        for key, param in params.items():
+            grad = grads[key]
             lr = param.dtype.type(self.lr)
             if self.momentum == 0.0:
                 np.subtract(param, lr * grad, out=param)
                 continue
             buffer = self.velocity.get(key)
-            if buffer is None or buffer.shape != param.shape:
+            if buffer is None or buffer.shape != param.shape or buffer.dtype != param.dtype:
                 buffer = self.velocity[key] = np.zeros_like(param)
             buffer *= param.dtype.type(self.momentum)
             buffer += grad

@@ -30,6 +30,8 @@ import numbers
 from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple, TypeAlias
 
+from refcnn._checks import describe
+
 __all__ = [
     "AxisPads",
     "ExplicitPads",
@@ -98,25 +100,25 @@ def normalize_padding(op: str, padding: Any, rank: int = 2) -> str | AxisPads:
         if mode not in _MODES:
             msg = (
                 f"{op}: padding must be one of {', '.join(_MODES)} or "
-                f"{_expected_pads(rank)}, got {padding!r}"
+                f"{_expected_pads(rank)}, got {describe(padding)}"
             )
             raise ValueError(msg)
         return mode
     expected = f"{_expected_pads(rank)} of non-negative ints"
     if not isinstance(padding, Sequence) or len(padding) != rank:
-        msg = f"{op}: padding must be a mode string or {expected}, got {padding!r}"
+        msg = f"{op}: padding must be a mode string or {expected}, got {describe(padding)}"
         raise (TypeError if not isinstance(padding, Sequence) else ValueError)(msg)
     pairs: list[tuple[int, int]] = []
     for axis_pads in padding:
         if not isinstance(axis_pads, Sequence) or len(axis_pads) != 2:
-            msg = f"{op}: padding must be {expected}, got {padding!r}"
+            msg = f"{op}: padding must be {expected}, got {describe(padding)}"
             raise ValueError(msg)
         for pad in axis_pads:
             if isinstance(pad, bool) or not isinstance(pad, numbers.Integral):
-                msg = f"{op}: padding must be {expected}, got {padding!r}"
+                msg = f"{op}: padding must be {expected}, got {describe(padding)}"
                 raise TypeError(msg)
             if pad < 0:
-                msg = f"{op}: padding must be {expected}, got a negative pad in {padding!r}"
+                msg = f"{op}: padding must be {expected}, got a negative pad in {describe(padding)}"
                 raise ValueError(msg)
         pairs.append((int(axis_pads[0]), int(axis_pads[1])))
     return tuple(pairs)

@@ -28,6 +28,7 @@ from refcnn._checks import (
     as_axis,
     as_floating,
     cast_result,
+    ieee_arithmetic,
     require_same_dtype,
 )
 
@@ -49,7 +50,8 @@ def _class_input(
 
 def _shifted(z: Array, axis: int) -> Array:
     """``z - max(z, axis)``: every entry <= 0, the largest 0 (NaN for non-finite maxima)."""
-    with np.errstate(invalid="ignore"):  # all -inf (or +inf) slices: inf - inf is NaN
+    # All -inf (or +inf) slices: inf - inf is NaN; -max - max overflows to -inf.
+    with np.errstate(invalid="ignore", over="ignore"):
         shifted: Array = z - np.max(z, axis=axis, keepdims=True)
     return shifted
 
@@ -175,9 +177,10 @@ def softmax_jacobian(p: npt.ArrayLike, axis: int = -1) -> Array:
     """
     p_arr, ax = _class_input("softmax_jacobian", "p", p, axis, exact_ok=True)
     q = np.moveaxis(p_arr.astype(accumulation_dtype(p_arr.dtype), copy=False), ax, -1)
-    jacobian = -q[..., :, np.newaxis] * q[..., np.newaxis, :]
-    diagonal = np.arange(q.shape[-1])
-    jacobian[..., diagonal, diagonal] += q
+    with ieee_arithmetic():  # p is any array here: inf and huge entries follow IEEE
+        jacobian = -q[..., :, np.newaxis] * q[..., np.newaxis, :]
+        diagonal = np.arange(q.shape[-1])
+        jacobian[..., diagonal, diagonal] += q
     return cast_result(jacobian, p_arr.dtype)
 
 
@@ -217,5 +220,6 @@ def softmax_backward(dp: npt.ArrayLike, p: npt.ArrayLike, axis: int = -1) -> Arr
         raise ValueError(msg)
     acc = accumulation_dtype(p_arr.dtype)
     p_acc, dp_acc = p_arr.astype(acc, copy=False), dp_arr.astype(acc, copy=False)
-    inner = np.sum(p_acc * dp_acc, axis=ax, keepdims=True)
-    return cast_result(p_acc * (dp_acc - inner), p_arr.dtype)
+    with ieee_arithmetic():  # as in softmax_jacobian
+        inner = np.sum(p_acc * dp_acc, axis=ax, keepdims=True)
+        return cast_result(p_acc * (dp_acc - inner), p_arr.dtype)

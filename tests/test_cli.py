@@ -108,6 +108,9 @@ def test_mnist_from_idx_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         (["--data", "mnist"], "--data mnist needs --mnist-path DIR"),
         (["--data", "mnist", "--mnist-path", "/nonexistent/dir"], "is not a directory"),
         (["--data", "synthetic", "--train-size", "5", "--test-size", "1000000"], "exceeds"),
+        # Refused before training (the plot used to fail after it, or as a traceback).
+        (["--data", "synthetic", "--plot", "/nonexistent/curves.png"], "--plot /nonexistent"),
+        (["--data", "synthetic", "--plot", "."], "not a file in an existing directory"),
     ],
 )
 def test_input_errors(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
@@ -125,6 +128,16 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
         main(["train", "--epochs", "0"])
     assert info.value.code == 2
     assert "must be >= 1" in capsys.readouterr().err
+    # Usage errors, not late ones: --lr inf reached SGD, --seed -1 reached SeedSequence.
+    for option, value, problem in [
+        ("--lr", "inf", "must be finite and >= 0"),
+        ("--lr", "1e999", "must be finite and >= 0"),
+        ("--seed", "-1", "must be >= 0"),
+    ]:
+        with pytest.raises(SystemExit) as info:
+            main(["train", option, value])
+        assert info.value.code == 2
+        assert f"argument {option}: {problem}" in capsys.readouterr().err
 
 
 def test_missing_optional_dependencies(

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _budget import MIB, run_within
+from _idx import idx_bytes, make_images, write, write_gzip_bomb
 
 from refcnn.datasets import (
     load_digits,
@@ -17,26 +19,6 @@ from refcnn.datasets import (
     read_idx_labels,
     synthetic_digits,
 )
-
-
-def idx_bytes(array: np.ndarray, *, magic: int | None = None) -> bytes:
-    """Encode a uint8 array as an IDX file: magic, big-endian uint32 sizes, data."""
-    if magic is None:
-        magic = 0x00000800 | array.ndim
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def write(path: Path, data: bytes) -> Path:
-    if path.suffix == ".gz":
-        path.write_bytes(gzip.compress(data))
-    else:
-        path.write_bytes(data)
-    return path
-
-
-def make_images(n: int, rows: int = 4, cols: int = 3, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, size=(n, rows, cols), dtype=np.uint8)
 
 
 def write_mnist(directory: Path, *, n_train: int = 6, n_test: int = 4, gz: bool = False) -> None:
@@ -73,7 +55,8 @@ MALFORMED_IMAGES = {
     "short header": (idx_bytes(make_images(2))[:10], "truncated header"),
     "empty": (b"", "truncated header"),
     "truncated data": (idx_bytes(make_images(2))[:-1], "truncated data"),
-    "trailing bytes": (idx_bytes(make_images(2)) + b"\x00\x00", "2 unexpected trailing bytes"),
+    # Raw files are measured (the exact count); gzip streams are read one byte past the data.
+    "trailing bytes": (idx_bytes(make_images(2)) + b"\x00\x00", "unexpected trailing bytes"),
     "zero rows": (
         (0x803).to_bytes(4, "big") + bytes([0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 3]),
         "bad dimensions (1, 0, 3)",
@@ -89,6 +72,9 @@ def test_malformed_image_files(tmp_path: Path, suffix: str, case: str) -> None:
     with pytest.raises(ValueError, match=re.escape(problem)) as info:
         read_idx_images(path)
     assert str(path) in str(info.value)
+    if case == "trailing bytes":
+        count = "2 unexpected" if suffix == "" else "unexpected trailing bytes (at least 1)"
+        assert count in str(info.value)
 
 
 def test_malformed_label_file(tmp_path: Path) -> None:
@@ -142,8 +128,17 @@ def test_load_mnist_missing_and_arguments(tmp_path: Path) -> None:
         load_mnist(tmp_path)
     with pytest.raises(FileNotFoundError, match="not a directory"):
         load_mnist(tmp_path / "nowhere")
-    with pytest.raises(ValueError, match="kind must be 'train' or 'test'"):
+    with pytest.raises(ValueError, match="load_mnist: kind must be one of 'train', 'test'"):
         load_mnist(tmp_path, kind="validation")
+    with pytest.raises(ValueError, match="load_mnist: kind must be one of 'train', 'test'"):
+        load_mnist(tmp_path, kind=["train"])  # unhashable: once a bare "unhashable type"
+    with pytest.raises(TypeError, match=r"load_mnist: path must be a str or os\.PathLike"):
+        load_mnist(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"read_idx_images: path must be a str or os\.PathLike"):
+        read_idx_images(3)  # type: ignore[arg-type]
+    for name in ("missing", "missing.gz"):  # a missing .gz is missing, not "corrupt"
+        with pytest.raises(FileNotFoundError):
+            read_idx_labels(tmp_path / name)
 
 
 def test_synthetic_digits_deterministic() -> None:
@@ -173,3 +168,74 @@ def test_load_digits() -> None:
     np.testing.assert_array_equal(np.unique(y), np.arange(10))
     # Every pixel is one of the 17 gray levels 0/16 .. 16/16.
     np.testing.assert_array_equal(np.unique(x * 16), np.arange(17))
+
+
+# --- hostile files: the reader streams, so its cost is the declared data, not the file's ---
+
+BUDGET_SECONDS = 1.0
+BUDGET_BYTES = 200 * MIB
+
+
+@pytest.mark.parametrize("trace", [True, False], ids=["tracemalloc", "rss"])
+def test_gzip_bomb_is_refused_fast_and_small(tmp_path: Path, trace: bool) -> None:
+    path = write_gzip_bomb(tmp_path / "train-images-idx3-ubyte.gz")
+    assert path.stat().st_size < 4 * MIB
+    cost = run_within(lambda: read_idx_images(path), trace=trace)
+    assert isinstance(cost.error, ValueError), cost
+    assert str(path) in str(cost.error)
+    assert "unexpected trailing bytes (at least 1) after (10, 28, 28) = 7840 bytes" in str(
+        cost.error
+    )
+    assert cost.seconds < BUDGET_SECONDS, cost
+    assert cost.peak_bytes < BUDGET_BYTES, cost
+
+
+def test_gzip_bomb_in_load_mnist(tmp_path: Path) -> None:
+    write_mnist(tmp_path)
+    write_gzip_bomb(tmp_path / "train-images-idx3-ubyte.gz", n=6)
+    (tmp_path / "train-images-idx3-ubyte").unlink()
+    cost = run_within(lambda: load_mnist(tmp_path))
+    assert isinstance(cost.error, ValueError), cost
+    assert "train-images-idx3-ubyte.gz: unexpected trailing bytes" in str(cost.error)
+    assert cost.seconds < BUDGET_SECONDS, cost
+    assert cost.peak_bytes < BUDGET_BYTES, cost
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_header_declaring_too_much_is_refused_before_allocating(
+    tmp_path: Path, suffix: str
+) -> None:
+    # 2**32 - 1 images of 28 x 28 is 3 TB; the file holds one image.
+    header = (0x803).to_bytes(4, "big") + b"".join(
+        d.to_bytes(4, "big") for d in (2**32 - 1, 28, 28)
+    )
+    path = write(tmp_path / f"images{suffix}", header + bytes(784))
+    cost = run_within(lambda: read_idx_images(path), trace=True)
+    assert isinstance(cost.error, ValueError), cost
+    expected = "truncated data: header says (4294967295, 28, 28) = 3367254359280 bytes"
+    assert expected in str(cost.error)
+    if suffix:
+        assert "deflate expands at most 1032:1" in str(cost.error)
+    else:
+        assert str(cost.error).endswith("file holds 784")
+    assert cost.peak_bytes < MIB, cost
+
+
+def test_gzip_declared_size_within_deflate_ratio_is_read(tmp_path: Path) -> None:
+    # All zeros compress about as well as deflate can (about 1000:1), still within the bound.
+    images = np.zeros((64, 256, 256), dtype=np.uint8)
+    path = write(tmp_path / "images.gz", idx_bytes(images))
+    assert path.stat().st_size * 900 < images.nbytes
+    np.testing.assert_array_equal(read_idx_images(path), images)
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_reading_costs_the_declared_data(tmp_path: Path, suffix: str) -> None:
+    images = make_images(40, 200, 250)  # 2 MB of data
+    path = write(tmp_path / f"images{suffix}", idx_bytes(images))
+    cost = run_within(lambda: read_idx_images(path), trace=True)
+    assert cost.error is None, cost
+    np.testing.assert_array_equal(cost.result, images)
+    assert cost.result.flags.writeable
+    # The result itself, plus at most one read chunk (1 MiB) and gzip's buffers.
+    assert cost.peak_bytes < images.nbytes + 2 * MIB, cost

@@ -222,17 +222,22 @@ def test_wrong_input_shape_names_layer_and_shapes() -> None:
     model = Sequential([Conv2D(2, 3), Flatten(), Dense(3)])
     model.forward(np.zeros((1, 5, 5, 1)))
     message = (
-        "conv2d: expected input shape (N, 5, 5, 1) (fixed when the layer was built), "
+        "Sequential.forward: x must have shape (N, 5, 5, 1) (fixed when the model was built), "
         "got (2, 6, 5, 1)"
     )
     with pytest.raises(ValueError, match=re.escape(message)):
         model.forward(np.zeros((2, 6, 5, 1)))
     with pytest.raises(ValueError, match=re.escape("got (2, 5, 5)")):
         model.forward(np.zeros((2, 5, 5)))
-    with pytest.raises(TypeError, match=r"conv2d: expected input dtype float64 .*float32"):
+    with pytest.raises(TypeError, match=r"Sequential.forward: x must have dtype float64 .*float32"):
         model.forward(np.zeros((2, 5, 5, 1), dtype=np.float32))
-    dense = model.layers[2]
-    with pytest.raises(ValueError, match=re.escape("dense: expected input shape (N, 18)")):
+    conv, dense = model.layers[0], model.layers[2]
+    message = "conv2d: x must have shape (N, 5, 5, 1) (fixed when the layer was built)"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        conv.forward(np.zeros((2, 6, 5, 1)))
+    with pytest.raises(TypeError, match=r"conv2d: x must have dtype float64 .*float32"):
+        conv.forward(np.zeros((2, 5, 5, 1), dtype=np.float32))
+    with pytest.raises(ValueError, match=re.escape("dense: x must have shape (N, 18)")):
         dense.forward(np.zeros((2, 17)))
 
 
@@ -241,12 +246,17 @@ def test_wrong_dy_shape_and_order_errors() -> None:
     with pytest.raises(RuntimeError, match="backward called before forward"):
         model.backward(np.zeros((2, 3)))
     model.forward(np.zeros((2, 2, 2, 1)))
-    with pytest.raises(ValueError, match=re.escape("dense: expected dy of shape (2, 3)")):
+    message = "Sequential.backward: dy must have shape (2, 3) (the last forward output)"
+    with pytest.raises(ValueError, match=re.escape(message)):
         model.backward(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=re.escape("dense: dy must have shape (2, 3)")):
+        model.layers[1].backward(np.zeros((2, 4)))
+    with pytest.raises(TypeError, match="dense: dy must have dtype float64"):
+        model.layers[1].backward(np.zeros((2, 3), dtype=np.float32))
 
 
 def test_build_errors_name_the_layer() -> None:
-    with pytest.raises(ValueError, match=r"dense: cannot build on input shape \(N, 4, 4, 2\)"):
+    with pytest.raises(ValueError, match=r"dense: cannot build on input_shape \(N, 4, 4, 2\)"):
         Sequential([Dense(3)]).build((4, 4, 2))
     with pytest.raises(ValueError, match=r"conv2d: cannot build .*\(N, 2, 2, 1\)"):
         Sequential([Conv2D(2, 3, dilations=2)]).build((2, 2, 1))
@@ -386,7 +396,7 @@ def test_sgd_validation() -> None:
         SGD("0.1")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="same keys"):
         SGD(0.1).step({"a": np.zeros(2)}, {"b": np.zeros(2)})
-    with pytest.raises(ValueError, match="'a' must match"):
+    with pytest.raises(ValueError, match=re.escape("gradients['a'] must match parameters['a']")):
         SGD(0.1).step({"a": np.zeros(2)}, {"a": np.zeros(3)})
 
 
@@ -427,3 +437,103 @@ def test_train_step_refuses_a_softmax_output() -> None:
     model = Sequential([Flatten(), Dense(2), Softmax()])
     with pytest.raises(ValueError, match="train on logits"):
         train_step(model, SGD(0.1), np.zeros((1, 2, 2, 1)), np.array([0]))
+
+
+# -- hostile input (found by the bad-input fuzzer, tests/test_fuzz_bad_input.py) ----------
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: ReLU(name=5), TypeError, "ReLU: name must be None or a str"),
+        (lambda: ReLU(name=""), ValueError, "ReLU: name must not be empty"),
+        (lambda: Dense(2, use_bias="no"), TypeError, "Dense: use_bias must be a bool"),
+        (lambda: Conv2D(2, 3, use_bias=1), TypeError, "Conv2D: use_bias must be a bool"),
+        (lambda: AvgPool2D(2, count_include_pad=0), TypeError, "count_include_pad must be a bool"),
+        (lambda: Dense(2, kernel_initializer=["he"]), ValueError, "kernel_initializer must be one"),
+        (lambda: Softmax(axis="last"), TypeError, "Softmax: axis must be an int"),
+        (lambda: ReLU().build([5.0, 3.0]), TypeError, "relu: input_shape must be an int"),
+        (lambda: ReLU().build(range(10**20)), ValueError, "relu: input_shape must be ints"),
+        (lambda: ReLU().build((2**63, 5)), ValueError, "relu: input_shape would need an array"),
+        (lambda: ReLU().build((3,), rng=5), TypeError, "relu: rng must be None or a numpy"),
+        (lambda: ReLU().build((3,), dtype="bogus"), TypeError, "relu: dtype must be a floating"),
+        (
+            lambda: Dense(2**40).build((3,), np.random.default_rng(0)),
+            ValueError,
+            "Dense: units and the input size would need an array of shape (3, 1099511627776)",
+        ),
+        (lambda: ReLU().forward([[1.0]]), TypeError, "relu: x must be a numpy array, got list"),
+        (lambda: ReLU().forward(np.zeros(())), ValueError, "relu: x must have a batch axis"),
+        (lambda: ReLU().forward(np.zeros((1, 2), int)), TypeError, "relu: x must have a floating"),
+        (lambda: Sequential(ReLU()), TypeError, "Sequential: layers must be an iterable of Layer"),
+        (lambda: Sequential(None), TypeError, "Sequential: layers must be an iterable of Layer"),
+        (lambda: Sequential([]), ValueError, "Sequential: layers must hold at least one Layer"),
+        (lambda: Sequential([ReLU()], seed=-1), ValueError, "Sequential: seed must be >= 0"),
+        (lambda: Sequential([ReLU()], seed="0"), TypeError, "Sequential: seed must be None or an"),
+        (lambda: Sequential([ReLU()]).build((3,), rng=1), TypeError, "Sequential.build: rng must"),
+        (lambda: SGD(np.inf), ValueError, "SGD: lr must be a finite real number"),
+        (lambda: SGD(0.1, momentum=np.inf), ValueError, "SGD: momentum must be a finite real"),
+        (lambda: SGD(0.1).step(None, {}), TypeError, "SGD.step: parameters must be a mapping"),
+        (lambda: SGD(0.1).step({}, {"a": [1]}), TypeError, r"SGD.step: gradients['a'] must be an"),
+    ],
+)
+def test_hostile_constructor_and_build_arguments(
+    call: Any, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=re.escape(match)):
+        call()
+
+
+def test_refused_sequential_leaves_its_layers_unnamed() -> None:
+    # The third layer would be renamed dense_1, clashing with the second: the whole model is
+    # refused, and the layers keep the names they came with.
+    layers = [Dense(2), Dense(2, name="dense_1"), Dense(2)]
+    with pytest.raises(ValueError, match="the layers' names must be unique"):
+        Sequential(layers)
+    assert [layer.name for layer in layers] == ["dense", "dense_1", "dense"]
+
+
+def test_refused_sgd_step_updates_nothing() -> None:
+    parameters = {"a": np.ones(2), "b": np.ones(2)}
+    with pytest.raises(ValueError, match=re.escape("gradients['b'] must match parameters['b']")):
+        SGD(0.5).step(parameters, {"a": np.ones(2), "b": np.ones(3)})
+    np.testing.assert_array_equal(parameters["a"], [1.0, 1.0])  # once updated before the refusal
+    frozen = np.ones(2)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match=re.escape("SGD.step: parameters['a'] is read-only")):
+        SGD(0.5).step({"a": frozen}, {"a": np.ones(2)})
+
+
+def _model_and_batch() -> tuple[Sequential, Array, Array]:
+    model = Sequential([Flatten(), Dense(3)], seed=0)
+    model.build((2, 2, 1))
+    return model, np.ones((4, 2, 2, 1)), np.array([0, 1, 2, 1])
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda m, x, y: train_step(None, SGD(0.1), x, y), TypeError, "train_step: model must be"),
+        (lambda m, x, y: train_step(m, "sgd", x, y), TypeError, "train_step: optimizer must be"),
+        (lambda m, x, y: train_step(m, SGD(0.1), x.tolist(), y), TypeError, "train_step: x must"),
+        (lambda m, x, y: train_step(m, SGD(0.1), x, y[:3]), ValueError, "train_step: labels must"),
+        (lambda m, x, y: train_step(m, SGD(0.1), x, y * 1.0), TypeError, "train_step: labels must"),
+        (lambda m, x, y: train_step(m, SGD(0.1), x, y + 3), ValueError, "train_step: softmax_cr"),
+        (lambda m, x, y: evaluate(m, x, y, batch_size=0), ValueError, "evaluate: batch_size must"),
+        (lambda m, x, y: evaluate(m, x, y, batch_size=-1), ValueError, "evaluate: batch_size must"),
+        (lambda m, x, y: evaluate(m, x, y, batch_size=True), TypeError, "evaluate: batch_size"),
+        (lambda m, x, y: evaluate(m, x[:0], y[:0]), ValueError, "evaluate: x holds no samples"),
+        (lambda m, x, y: evaluate(5, x, y), TypeError, "evaluate: model must be a Sequential"),
+        (lambda m, x, y: m.forward(x[..., 0]), ValueError, "Sequential.forward: x must have"),
+        (lambda m, x, y: m.backward(np.ones(3)), RuntimeError, "backward called before forward"),
+    ],
+)
+def test_hostile_training_arguments_change_nothing(
+    call: Any, error: type[Exception], match: str
+) -> None:
+    model, x, labels = _model_and_batch()
+    before = {key: value.copy() for key, value in model.parameters().items()}
+    with pytest.raises(error, match=re.escape(match)):
+        call(model, x, labels)
+    for key, value in model.parameters().items():
+        np.testing.assert_array_equal(value, before[key])
