@@ -38,6 +38,7 @@ from refcnn._checks import (
     as_real,
     cast_result,
     check_upstream_shape,
+    describe,
     ieee_arithmetic,
     require_same_dtype,
 )
@@ -255,6 +256,7 @@ class _LogitInputs(NamedTuple):
 def _check_index_labels(
     op: str, labels: Array, num_classes: int, ignore_index: int | None
 ) -> Array:
+    """Return where index labels count (not ``ignore_index``); refuse one out of range."""
     in_range = (labels >= 0) & (labels < num_classes)
     counted = np.ones(labels.shape, dtype=bool) if ignore_index is None else labels != ignore_index
     bad = ~in_range & counted
@@ -262,10 +264,81 @@ def _check_index_labels(
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         allowed = f"[0, {num_classes})"
         if ignore_index is not None:
-            allowed += f" or ignore_index={ignore_index}"
+            allowed += f" or ignore_index={describe(ignore_index)}"
         msg = f"{op}: labels must be class indices in {allowed}, got {labels[where]} at {where}"
         raise ValueError(msg)
     return counted
+
+
+def _class_weights(op: str, weights: Any, z: Array, axis: int, acc: np.dtype[Any]) -> Array:
+    """Per-class weights ``(K,)`` in ``acc`` (ones when none are given)."""
+    num_classes = z.shape[axis]
+    if weights is None:
+        return np.ones(num_classes, dtype=acc)
+    w = as_floating(op, "weights", weights, ndim=1, layout="(K,), one per class")
+    require_same_dtype(op, logits=z, weights=w)
+    if w.shape != (num_classes,):
+        msg = (
+            f"{op}: weights must have shape ({num_classes},) (one per class along axis "
+            f"{axis} of logits shape {z.shape}), got {w.shape}"
+        )
+        raise ValueError(msg)
+    return w.astype(acc, copy=False)
+
+
+class _Labels(NamedTuple):
+    classes: Array | None  # (*B,) class indices (0 where ignored), or None
+    counted: Array  # (*B,) bool
+    probabilities: Array | None  # (*B, K) in the computation dtype, or None
+
+
+def _index_labels(op: str, y: Array, z: Array, axis: int, ignored: int | None) -> _Labels:
+    """Integer labels: one class index per sample, the logits' shape without ``axis``."""
+    batch_shape = z.shape[:axis] + z.shape[axis + 1 :]
+    if y.shape != batch_shape:
+        msg = (
+            f"{op}: integer labels are class indices and must have shape {batch_shape} "
+            f"(logits shape {z.shape} without axis {axis}), got {y.shape}"
+        )
+        raise ValueError(msg)
+    counted = _check_index_labels(op, y, z.shape[axis], ignored)
+    return _Labels(np.where(counted, y, 0).astype(np.intp), counted, None)
+
+
+def _probability_labels(
+    op: str, y: Array, z: Array, axis: int, ignored: int | None, acc: np.dtype[Any]
+) -> _Labels:
+    """Floating labels: a class distribution per sample, the logits' shape."""
+    if ignored is not None:
+        msg = (
+            f"{op}: ignore_index={describe(ignored)} applies to integer class-index labels "
+            "only, got floating (probability) labels (PyTorch refuses this combination too)"
+        )
+        raise ValueError(msg)
+    require_same_dtype(op, logits=z, labels=y)
+    if y.shape != z.shape:
+        msg = (
+            f"{op}: floating labels are class probabilities and must have the logits' shape "
+            f"{z.shape}, got {y.shape} (class indices need an integer dtype)"
+        )
+        raise ValueError(msg)
+    counted = np.ones(z.shape[:axis] + z.shape[axis + 1 :], dtype=bool)
+    return _Labels(None, counted, np.moveaxis(y.astype(acc, copy=False), axis, -1))
+
+
+def _labels(
+    op: str, labels: Any, z: Array, axis: int, ignored: int | None, acc: np.dtype[Any]
+) -> _Labels:
+    """Labels by kind, decided by dtype: integers are indices, floats probabilities."""
+    y = as_array(op, "labels", labels)
+    if y.dtype.kind in "iu":
+        return _index_labels(op, y, z, axis, ignored)
+    if y.dtype.kind == "f":
+        return _probability_labels(op, y, z, axis, ignored, acc)
+    msg = (
+        f"{op}: labels must be integer class indices or floating probabilities, got dtype {y.dtype}"
+    )
+    raise TypeError(msg)
 
 
 def _logit_inputs(
@@ -279,9 +352,9 @@ def _logit_inputs(
     ignore_index: Any,
     label_smoothing: Any,
 ) -> _LogitInputs:
+    """Validate softmax_cross_entropy's arguments; the class axis moves last."""
     z, ax = _class_input(op, "logits", logits, axis)
-    num_classes = z.shape[ax]
-    if num_classes == 0:
+    if z.shape[ax] == 0:
         msg = f"{op}: logits must have at least one class along axis {ax}, got shape {z.shape}"
         raise ValueError(msg)
     reduction = _check_reduction(op, reduction)
@@ -289,66 +362,15 @@ def _logit_inputs(
     if not 0 <= smoothing <= 1:
         msg = f"{op}: label_smoothing must be in [0, 1] (as in PyTorch), got {label_smoothing!r}"
         raise ValueError(msg)
-    ignored: int | None = None
+    ignored = None
     if ignore_index is not None:
         ignored = as_int(op, "ignore_index", ignore_index, expected="None or an int")
     acc = accumulation_dtype(z.dtype)
-    w = np.ones(num_classes, dtype=acc)
-    if weights is not None:
-        w_arr = as_floating(op, "weights", weights, ndim=1, layout="(K,), one per class")
-        require_same_dtype(op, logits=z, weights=w_arr)
-        if w_arr.shape != (num_classes,):
-            msg = (
-                f"{op}: weights must have shape ({num_classes},) (one per class along axis "
-                f"{ax} of logits shape {z.shape}), got {w_arr.shape}"
-            )
-            raise ValueError(msg)
-        w = w_arr.astype(acc, copy=False)
-    y = as_array(op, "labels", labels)
-    batch_shape = z.shape[:ax] + z.shape[ax + 1 :]
-    classes = probabilities = None
-    if y.dtype.kind in "iu":
-        if y.shape != batch_shape:
-            msg = (
-                f"{op}: integer labels are class indices and must have shape {batch_shape} "
-                f"(logits shape {z.shape} without axis {ax}), got {y.shape}"
-            )
-            raise ValueError(msg)
-        counted = _check_index_labels(op, y, num_classes, ignored)
-        classes = np.where(counted, y, 0).astype(np.intp)
-    elif y.dtype.kind == "f":
-        if ignored is not None:
-            msg = (
-                f"{op}: ignore_index={ignored} applies to integer class-index labels only, "
-                "got floating (probability) labels (PyTorch refuses this combination too)"
-            )
-            raise ValueError(msg)
-        require_same_dtype(op, logits=z, labels=y)
-        if y.shape != z.shape:
-            msg = (
-                f"{op}: floating labels are class probabilities and must have the logits' shape "
-                f"{z.shape}, got {y.shape} (class indices need an integer dtype)"
-            )
-            raise ValueError(msg)
-        counted = np.ones(batch_shape, dtype=bool)
-        probabilities = np.moveaxis(y.astype(acc, copy=False), ax, -1)
-    else:
-        msg = (
-            f"{op}: labels must be integer class indices or floating probabilities, "
-            f"got dtype {y.dtype}"
-        )
-        raise TypeError(msg)
+    w = _class_weights(op, weights, z, ax, acc)
+    classes, counted, probabilities = _labels(op, labels, z, ax, ignored, acc)
     z_last = np.moveaxis(z.astype(acc, copy=False), ax, -1)
     return _LogitInputs(
-        z.dtype,
-        ax,
-        z_last,
-        w,
-        classes,
-        counted,
-        probabilities,
-        reduction,
-        float(smoothing),
+        z.dtype, ax, z_last, w, classes, counted, probabilities, reduction, float(smoothing)
     )
 
 
