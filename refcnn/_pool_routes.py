@@ -1,0 +1,456 @@
+"""Speed routes behind :mod:`refcnn.pool`: how its window maxima, sums and scatters are computed.
+
+:mod:`refcnn.pool` says *what* each op computes (the formulas, the validation, the divisors);
+this module computes it, with these rearrangements of the same arithmetic:
+
+1. **One spatial axis at a time.** A pooling window is a box, the product of one 1-D window
+   per spatial axis, so its max (or sum) is a chain of 1-D maxima (sums)::
+
+       max_{p,q} x[n, i*sh + p*dh - top, j*sw + q*dw - left, c]
+           = max_p ( max_q x[n, i*sh + p*dh - top, j*sw + q*dw - left, c] )
+
+   A chain of stages costs ``sum_a K_a`` passes over shrinking arrays instead of
+   ``prod_a K_a`` passes: 9 instead of 27 for a 3x3x3 window. Max is exact in any order; a
+   sum is regrouped (still at most ``sum_a (K_a - 1)`` roundings per output, fewer than the
+   ``prod_a K_a - 1`` of one long sum).
+2. **Only taps that touch the input.** A stage loops over the kernel taps of its axis that
+   reach a real element for at least one window (:func:`axis_spans`), each one a strided
+   slice of the input against a slice of the output. A tap that only ever meets padding is
+   never visited, so a 10**4-wide SAME window over 4 pixels costs a handful of slices, not
+   10**4 passes: the cost is the number of (output, real element) pairs.
+3. **No pad values.** Tap ``t`` is the first real tap of the windows in ``Span.fresh``; those
+   windows are *assigned* from it and every later tap is *combined* into them. No window is
+   seeded with ``-inf``, a dtype minimum or zero, so integer and ``object`` arrays need no
+   sentinel and a window never reads padding.
+4. **First maximum in one running pass.** The stage of the innermost spatial axis runs first
+   and the outermost last, each keeping, per window, the tap of its first maximum (a strict
+   ``>``: ties keep the earlier tap; a NaN beats a number, the first NaN stays). Undoing the
+   chain from the outermost axis in gives the row-major first maximum of the whole window:
+   the outer stage picks the first outer index whose inner window holds the maximum, and the
+   inner stage recorded that inner window's first maximum.
+5. **One scatter.** A max-pool gradient goes to each window's winner with one ``np.add.at``
+   (unbuffered: windows sharing a winner add up, in the accumulation dtype, exactly for
+   integers and ``object``).
+6. **Batch chunks.** Windows never span images, so work is done :data:`CHUNK_BYTES` of input
+   at a time: the intermediate arrays of a chunk stay in cache and the memory beyond the
+   result stays bounded.
+
+Nothing here validates: :mod:`refcnn.pool` does, and guarantees every window holds at least
+one real element.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "CHUNK_BYTES",
+    "Axis",
+    "Span",
+    "axis_spans",
+    "first_max",
+    "max_backward",
+    "window_max",
+    "window_sum",
+    "window_sum_adjoint",
+]
+
+Array = npt.NDArray[Any]
+
+#: Bytes of input per batch chunk: about an L2 cache, so a chunk's intermediate stages
+#: (each at most the chunk's size) are read back from cache rather than from memory.
+CHUNK_BYTES = 2**21
+
+
+class Span(NamedTuple):
+    """Kernel tap ``tap`` of one axis: the windows ``[lo, hi)`` for which it is a real element.
+
+    Window ``i`` reads input ``first + (i - lo) * stride`` at this tap. Windows
+    ``[lo, lo + fresh)`` meet no earlier real tap: this tap is their first element.
+    """
+
+    tap: int
+    lo: int
+    hi: int
+    first: int
+    fresh: int
+
+
+class Axis(NamedTuple):
+    """One spatial axis of a pooling call: array axis, sizes, window and the touching taps."""
+
+    axis: int
+    size: int
+    out: int
+    kernel: int
+    stride: int
+    dilation: int
+    before: int
+    spans: tuple[Span, ...]
+
+    @property
+    def identity(self) -> bool:
+        """Whether the stage of this axis is a plain copy (one tap, stride 1, no padding)."""
+        return self.out == self.size and len(self.spans) == 1 and self.stride == 1
+
+
+def _touching_taps(
+    size: int, out: int, kernel: int, stride: int, dilation: int, before: int
+) -> Sequence[int]:
+    """Return the taps real for at least one window, in increasing order.
+
+    Tap ``t`` can only be real when ``t*dilation`` lies in ``[before - (out-1)*stride,
+    before + size - 1]``. When that range holds more taps than there are windows (a stride
+    far above the input size), the taps are collected window by window instead, so the
+    count of taps looked at is at most the number of windows or of (window, real element)
+    pairs, never the kernel size.
+    """
+    t_first = max(0, -((-(before - (out - 1) * stride)) // dilation))
+    t_last = min(kernel - 1, (before + size - 1) // dilation)
+    if t_last - t_first + 1 <= out:
+        return range(t_first, t_last + 1)
+    taps: list[int] = []
+    for i in reversed(range(out)):  # later windows start later: their taps come earlier
+        offset = i * stride - before
+        lo = max(0, -(offset // dilation), taps[-1] + 1 if taps else 0)
+        hi = min(kernel - 1, (size - 1 - offset) // dilation)
+        taps.extend(range(lo, hi + 1))
+    return taps
+
+
+def axis_spans(
+    axis: int, size: int, out: int, kernel: int, stride: int, dilation: int, before: int
+) -> Axis:
+    """List the taps of one axis that reach the input, in increasing tap order.
+
+    Tap ``t`` of window ``i`` reads input ``i*stride + t*dilation - before``; see
+    :func:`_touching_taps` for which taps are visited.
+    """
+    spans: list[Span] = []
+    if out > 0 and size > 0:
+        previous_lo = out
+        for t in _touching_taps(size, out, kernel, stride, dilation, before):
+            offset = t * dilation - before
+            lo = max(0, -(offset // stride))  # ceil(-offset / stride)
+            hi = min(out, (size - 1 - offset) // stride + 1)
+            if hi <= lo:
+                continue
+            # Windows past `previous_lo` met the previous real tap (the taps real for a
+            # window are consecutive, and both ends of [lo, hi) fall as t grows).
+            fresh = min(hi, previous_lo) - lo
+            spans.append(Span(t, lo, hi, lo * stride + offset, fresh))
+            previous_lo = lo
+    return Axis(axis, size, out, kernel, stride, dilation, before, tuple(spans))
+
+
+def _at(a: Array, axis: int, where: slice) -> Array:
+    """View of ``a`` with ``where`` applied on ``axis``."""
+    return a[(slice(None),) * axis + (where,)]
+
+
+def _part(ax: Axis, span: Span, u: int, v: int) -> tuple[slice, slice]:
+    """Output slice ``[u, v)`` of a span and the strided input slice its windows read."""
+    start = span.first + (u - span.lo) * ax.stride
+    return slice(u, v), slice(start, start + (v - u - 1) * ax.stride + 1, ax.stride)
+
+
+def _resized(shape: Sequence[int], axis: int, size: int) -> tuple[int, ...]:
+    return tuple(size if i == axis else n for i, n in enumerate(shape))
+
+
+Combine = Callable[..., Any]
+
+
+def _reduce_stage(
+    a: Array, ax: Axis, combine: Combine, dtype: np.dtype[Any], into: Array | None = None
+) -> Array:
+    """One 1-D stage: ``out[i] = combine over the real taps t of window i of a[tap(i, t)]``.
+
+    The first two spans are combined straight into the output where both are real (the
+    usual interior case), saving a copy pass; everything else is assign-then-combine.
+    ``into`` is where the result goes (a fresh array if None).
+    """
+    out = np.empty(_resized(a.shape, ax.axis, ax.out), dtype=dtype) if into is None else into
+    spans = ax.spans
+    first, rest = spans[0], spans[1:]
+    # Windows [u, v) meet both of the first two spans (the seen part of the second one).
+    u, v = first.lo, first.lo
+    if rest:
+        second = rest[0]
+        u, v = second.lo + second.fresh, second.hi
+        if v > u:
+            o, i0 = _part(ax, first, u, v)
+            _, i1 = _part(ax, second, u, v)
+            combine(_at(a, ax.axis, i0), _at(a, ax.axis, i1), out=_at(out, ax.axis, o), dtype=dtype)
+        else:
+            u = v = first.lo
+    for lo, hi in ((first.lo, u), (v, first.hi)):
+        if hi > lo:
+            o, i = _part(ax, first, lo, hi)
+            np.copyto(_at(out, ax.axis, o), _at(a, ax.axis, i))
+    for index, span in enumerate(rest):
+        if span.fresh:
+            o, i = _part(ax, span, span.lo, span.lo + span.fresh)
+            np.copyto(_at(out, ax.axis, o), _at(a, ax.axis, i))
+        if index == 0 or span.hi <= span.lo + span.fresh:
+            continue  # the second span's shared windows were combined above
+        o, i = _part(ax, span, span.lo + span.fresh, span.hi)
+        block = _at(out, ax.axis, o)
+        combine(block, _at(a, ax.axis, i), out=block, dtype=dtype)
+    return out
+
+
+def _cheapest_order(shape: Sequence[int], axes: Sequence[Axis]) -> list[Axis]:
+    """Order the stages of a max or sum by total work: ``sum`` of taps x stage output size.
+
+    Ties go to the outer axes first (their slices keep the inner axes contiguous). Copies
+    (:attr:`Axis.identity`) are dropped.
+    """
+    work = [ax for ax in axes if not ax.identity]
+    best: list[Axis] = work
+    best_cost = None
+    for order in itertools.permutations(work):
+        current = list(shape)
+        cost = 0
+        for ax in order:
+            current[ax.axis] = ax.out
+            cost += len(ax.spans) * int(np.prod(current))
+        if best_cost is None or cost < best_cost:
+            best, best_cost = list(order), cost
+    return best
+
+
+def batch_chunks(n: int, bytes_per_image: int) -> Iterator[slice]:
+    """Split a batch of ``n`` images into runs of about :data:`CHUNK_BYTES`."""
+    step = max(1, CHUNK_BYTES // max(1, bytes_per_image))
+    for start in range(0, n, step):
+        yield slice(start, min(start + step, n))
+
+
+def _chunked(
+    x: Array,
+    axes: Sequence[Axis],
+    out_shape: tuple[int, ...],
+    combine: Combine,
+    dtype: np.dtype[Any],
+) -> Array:
+    """Run the stages of :func:`_cheapest_order` chunk by chunk, the last one into the result."""
+    out = np.empty(out_shape, dtype=dtype)
+    if out.size == 0:
+        return out
+    order = _cheapest_order(x.shape, axes)
+    if not order:  # 1x1 windows with stride 1: every stage is a copy
+        np.copyto(out, x)
+        return out
+    image_bytes = (x.size // x.shape[0]) * x.itemsize
+    for part in batch_chunks(x.shape[0], image_bytes):
+        a = x[part]
+        for k, ax in enumerate(order):
+            a = _reduce_stage(a, ax, combine, dtype, out[part] if k == len(order) - 1 else None)
+    return out
+
+
+def window_max(x: Array, axes: Sequence[Axis], out_shape: tuple[int, ...]) -> Array:
+    """Max over the real elements of every window (NaN propagates), in ``x``'s dtype."""
+    return _chunked(x, axes, out_shape, np.maximum, x.dtype)
+
+
+def window_sum(
+    x: Array, axes: Sequence[Axis], out_shape: tuple[int, ...], dtype: np.dtype[Any]
+) -> Array:
+    """Sum over the real elements of every window, carried in ``dtype``."""
+    return _chunked(x, axes, out_shape, np.add, dtype)
+
+
+def _spread_stage(g: Array, ax: Axis, into: Array | None = None) -> Array:
+    """Adjoint of one sum stage: every window sends ``g[i]`` to each of its real inputs."""
+    if into is None:
+        gin = np.zeros(_resized(g.shape, ax.axis, ax.size), dtype=g.dtype)
+    else:
+        gin = into
+        gin[...] = 0
+    for index, span in enumerate(ax.spans):
+        o, i = _part(ax, span, span.lo, span.hi)
+        block = _at(gin, ax.axis, i)
+        if index == 0:
+            np.copyto(block, _at(g, ax.axis, o))  # nothing has been added there yet
+        else:
+            # Within one tap distinct windows reach distinct inputs: `+=` on a slice is safe.
+            np.add(block, _at(g, ax.axis, o), out=block)
+    return gin
+
+
+def window_sum_adjoint(g: Array, axes: Sequence[Axis], input_shape: tuple[int, ...]) -> Array:
+    """Adjoint of :func:`window_sum`: ``dx[h] = sum of g[i] over the windows i holding h``.
+
+    The stages of :func:`window_sum` run in reverse order, each spreading one axis back.
+    """
+    dx = np.zeros(input_shape, dtype=g.dtype)
+    if dx.size == 0 or g.size == 0:
+        return dx
+    order = _cheapest_order(input_shape, axes)
+    if not order:
+        np.copyto(dx, g)
+        return dx
+    image_bytes = (dx.size // dx.shape[0]) * dx.itemsize
+    for part in batch_chunks(input_shape[0], image_bytes):
+        a = g[part]
+        for k, ax in enumerate(reversed(order)):
+            a = _spread_stage(a, ax, dx[part] if k == len(order) - 1 else None)
+    return dx
+
+
+# --- first maximum ---------------------------------------------------------------------------
+
+
+def _isnan(a: Array) -> Array:
+    """Elementwise NaN test; integer and ``object`` (Fraction) arrays hold no NaN."""
+    if a.dtype.kind == "f":
+        return np.isnan(a)
+    return np.zeros(a.shape, dtype=bool)
+
+
+def _better(values: Array, best: Array, nan_aware: bool) -> Array:
+    """Where ``values`` replaces the running maximum: strictly larger, or a first NaN."""
+    better: Array = np.greater(values, best)
+    if nan_aware:
+        better |= _isnan(values) & ~_isnan(best)
+    return better
+
+
+def _max_stage_with_taps(a: Array, ax: Axis, nan_aware: bool) -> tuple[Array, Array]:
+    """One 1-D max stage that also keeps each window's first-maximum tap ``t``."""
+    out = np.empty(_resized(a.shape, ax.axis, ax.out), dtype=a.dtype)
+    tap_dtype = np.min_scalar_type(ax.kernel - 1)
+    taps = np.empty(out.shape, dtype=tap_dtype)
+    for span in ax.spans:
+        if span.fresh:
+            o, i = _part(ax, span, span.lo, span.lo + span.fresh)
+            np.copyto(_at(out, ax.axis, o), _at(a, ax.axis, i))
+            _at(taps, ax.axis, o)[...] = span.tap
+        if span.hi <= span.lo + span.fresh:
+            continue
+        o, i = _part(ax, span, span.lo + span.fresh, span.hi)
+        values, best = _at(a, ax.axis, i), _at(out, ax.axis, o)
+        better = _better(values, best, nan_aware)
+        np.maximum(best, values, out=best)
+        # Every tap recorded so far is smaller than this one, so "set to t where better" is
+        # a maximum with t * better: two branch-free passes over a small integer array.
+        won = _at(taps, ax.axis, o)
+        np.maximum(won, np.multiply(better, tap_dtype.type(span.tap), dtype=tap_dtype), out=won)
+    return out, taps
+
+
+def _flat_index(shape: Sequence[int], index: Sequence[Array | None]) -> Array:
+    """Row-major flat index into ``shape``; ``None`` entries mean "the output position itself".
+
+    Positional entries are full arrays of the output shape; ``None`` axes use a broadcast
+    ``arange`` of that axis (whose length the output shares).
+    """
+    strides = np.cumprod([1, *shape[:0:-1]])[::-1]
+    flat: Array | None = None
+    ndim = len(shape)
+    for axis, (stride, where) in enumerate(zip(strides, index, strict=True)):
+        if where is None:
+            term = np.arange(shape[axis], dtype=np.intp).reshape(
+                (-1,) + (1,) * (ndim - 1 - axis)
+            ) * int(stride)
+        else:
+            term = where * int(stride)
+        flat = term if flat is None else flat + term
+    assert flat is not None
+    return flat
+
+
+def _first_max_chunk(x: Array, axes: Sequence[Axis], nan_aware: bool) -> tuple[Array, Array]:
+    """``(y, position per spatial axis)`` of each window's row-major first maximum."""
+    order = sorted(axes, key=lambda ax: -ax.axis)  # innermost axis first: see point 4 above
+    a = x
+    tap_arrays: list[Array] = []
+    for ax in order:
+        a, taps = _max_stage_with_taps(a, ax, nan_aware)
+        tap_arrays.append(taps)
+    y = a
+    ndim = x.ndim
+    positions: dict[int, Array] = {}
+    # Undo the chain from the outermost axis in. The taps array of a stage has that axis and
+    # the inner ones at output size and the outer ones at input size, where the positions
+    # already found say which input row, slab, ... to read.
+    for ax, taps in zip(reversed(order), reversed(tap_arrays), strict=True):
+        index: list[Array | None] = [positions.get(axis) for axis in range(ndim)]
+        tap = taps if not positions else taps.ravel()[_flat_index(taps.shape, index)]
+        starts = (np.arange(ax.out, dtype=np.intp) * ax.stride - ax.before).reshape(
+            (-1,) + (1,) * (ndim - 1 - ax.axis)
+        )
+        positions[ax.axis] = starts + tap.astype(np.intp) * ax.dilation
+    return y, np.stack([positions[ax.axis] for ax in sorted(axes, key=lambda ax: ax.axis)])
+
+
+def _spatial_index(positions: Array, sizes: Sequence[int]) -> Array:
+    """Row-major index over the spatial axes from one position array per axis."""
+    index: Array = positions[0].copy()
+    for axis in range(1, len(sizes)):
+        index *= sizes[axis]
+        index += positions[axis]
+    return index
+
+
+def _first_max_part(x: Array, axes: Sequence[Axis], sizes: Sequence[int]) -> tuple[Array, Array]:
+    """:func:`first_max` of one batch chunk."""
+    y, positions = _first_max_chunk(x, axes, nan_aware=False)
+    if x.dtype.kind == "f" and np.isnan(y).any():
+        y, positions = _first_max_chunk(x, axes, nan_aware=True)
+    return y, _spatial_index(positions, sizes)
+
+
+def first_max(x: Array, axes: Sequence[Axis], out_shape: tuple[int, ...]) -> tuple[Array, Array]:
+    """Window maxima and the row-major spatial index of each window's first maximum.
+
+    The index counts within the window's own ``(n, c)`` spatial volume. A NaN counts as the
+    maximum and the first NaN wins; float chunks run the NaN-aware comparisons only when
+    their maxima hold a NaN (a window holding a NaN pools to NaN, so none is missed).
+    """
+    y = np.empty(out_shape, dtype=x.dtype)
+    index = np.empty(out_shape, dtype=np.int64)
+    if y.size == 0:
+        return y, index
+    sizes = [ax.size for ax in sorted(axes, key=lambda ax: ax.axis)]
+    image_bytes = (x.size // x.shape[0]) * x.itemsize
+    for part in batch_chunks(x.shape[0], image_bytes):
+        y[part], index[part] = _first_max_part(x[part], axes, sizes)
+    return y, index
+
+
+def max_backward(
+    dy: Array,
+    x: Array,
+    axes: Sequence[Axis],
+    channel_axis: int,
+    dtype: np.dtype[Any],
+) -> Array:
+    """Send each window's ``dy`` to its first maximum; windows sharing one add up in ``dtype``."""
+    dx = np.zeros(x.shape, dtype=dtype)
+    if dy.size == 0:
+        return dx
+    sizes = [ax.size for ax in sorted(axes, key=lambda ax: ax.axis)]
+    volume = int(np.prod(sizes))
+    channels = x.shape[channel_axis]
+    channel = np.arange(channels, dtype=np.int64).reshape(
+        (-1,) + (1,) * (x.ndim - 1 - channel_axis)
+    )
+    image_bytes = (x.size // x.shape[0]) * x.itemsize
+    for part in batch_chunks(x.shape[0], image_bytes):
+        _, index = _first_max_part(x[part], axes, sizes)
+        batch = np.arange(index.shape[0], dtype=np.int64).reshape((-1,) + (1,) * (x.ndim - 1))
+        if channel_axis == 1:  # (N, C, spatial...): flat = (n*C + c)*S + s
+            flat = (batch * channels + channel) * volume + index
+        else:  # (N, spatial..., C): flat = (n*S + s)*C + c
+            flat = (batch * volume + index) * channels + channel
+        target = dx[part].reshape(-1)  # a view: a batch slice of a C-contiguous array
+        np.add.at(target, flat.reshape(-1), dy[part].astype(dtype, copy=False).reshape(-1))
+    return dx
