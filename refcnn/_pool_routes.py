@@ -166,42 +166,71 @@ def _resized(shape: Sequence[int], axis: int, size: int) -> tuple[int, ...]:
 Combine = Callable[..., Any]
 
 
+class _Step(NamedTuple):
+    """One slice operation of a stage, over the windows ``out``.
+
+    ``"assign"``: the windows' first real tap, read at ``first``. ``"pair"``: two taps both
+    real for these windows, the earlier at ``first`` (their first real tap) and the later at
+    ``second``, combined straight into the output. ``"combine"``: a later tap at ``first``,
+    combined into what the windows hold.
+    """
+
+    kind: str
+    out: slice
+    first: slice
+    second: slice
+    tap: int
+    second_tap: int
+
+
+def _steps(ax: Axis) -> list[_Step]:
+    """The slice operations of one stage, in tap order.
+
+    The first two spans are paired where both are real (the usual interior windows): one
+    combine of two input slices instead of a copy and a combine.
+    """
+    none = slice(0, 0)
+    first, rest = ax.spans[0], ax.spans[1:]
+    steps: list[_Step] = []
+    u = v = first.lo
+    if rest and rest[0].hi > rest[0].lo + rest[0].fresh:
+        second = rest[0]
+        u, v = second.lo + second.fresh, second.hi
+        o, i0 = _part(ax, first, u, v)
+        _, i1 = _part(ax, second, u, v)
+        steps.append(_Step("pair", o, i0, i1, first.tap, second.tap))
+    for lo, hi in ((first.lo, u), (v, first.hi)):
+        if hi > lo:
+            o, i = _part(ax, first, lo, hi)
+            steps.append(_Step("assign", o, i, none, first.tap, first.tap))
+    for k, span in enumerate(rest):
+        if span.fresh:
+            o, i = _part(ax, span, span.lo, span.lo + span.fresh)
+            steps.append(_Step("assign", o, i, none, span.tap, span.tap))
+        seen = span.lo + span.fresh
+        if span.hi > seen and not (k == 0 and u < v):  # the pair did the second's shared part
+            o, i = _part(ax, span, seen, span.hi)
+            steps.append(_Step("combine", o, i, none, span.tap, span.tap))
+    return steps
+
+
 def _reduce_stage(
     a: Array, ax: Axis, combine: Combine, dtype: np.dtype[Any], into: Array | None = None
 ) -> Array:
     """One 1-D stage: ``out[i] = combine over the real taps t of window i of a[tap(i, t)]``.
 
-    The first two spans are combined straight into the output where both are real (the
-    usual interior case), saving a copy pass; everything else is assign-then-combine.
     ``into`` is where the result goes (a fresh array if None).
     """
     out = np.empty(_resized(a.shape, ax.axis, ax.out), dtype=dtype) if into is None else into
-    spans = ax.spans
-    first, rest = spans[0], spans[1:]
-    # Windows [u, v) meet both of the first two spans (the seen part of the second one).
-    u, v = first.lo, first.lo
-    if rest:
-        second = rest[0]
-        u, v = second.lo + second.fresh, second.hi
-        if v > u:
-            o, i0 = _part(ax, first, u, v)
-            _, i1 = _part(ax, second, u, v)
-            combine(_at(a, ax.axis, i0), _at(a, ax.axis, i1), out=_at(out, ax.axis, o), dtype=dtype)
+    for step in _steps(ax):
+        block = _at(out, ax.axis, step.out)
+        if step.kind == "assign":
+            np.copyto(block, _at(a, ax.axis, step.first))
+        elif step.kind == "pair":
+            earlier, later = _at(a, ax.axis, step.first), _at(a, ax.axis, step.second)
+            combine(earlier, later, out=block, dtype=dtype)
         else:
-            u = v = first.lo
-    for lo, hi in ((first.lo, u), (v, first.hi)):
-        if hi > lo:
-            o, i = _part(ax, first, lo, hi)
-            np.copyto(_at(out, ax.axis, o), _at(a, ax.axis, i))
-    for index, span in enumerate(rest):
-        if span.fresh:
-            o, i = _part(ax, span, span.lo, span.lo + span.fresh)
-            np.copyto(_at(out, ax.axis, o), _at(a, ax.axis, i))
-        if index == 0 or span.hi <= span.lo + span.fresh:
-            continue  # the second span's shared windows were combined above
-        o, i = _part(ax, span, span.lo + span.fresh, span.hi)
-        block = _at(out, ax.axis, o)
-        combine(block, _at(a, ax.axis, i), out=block, dtype=dtype)
+            combine(block, _at(a, ax.axis, step.first), out=block, dtype=dtype)
     return out
 
 
@@ -267,18 +296,43 @@ def window_sum(
     return _chunked(x, axes, out_shape, np.add, dtype)
 
 
+def _runs(flags: Array) -> list[tuple[int, int, bool]]:
+    """Split a 1-D bool array into maximal runs ``(start, stop, value)``."""
+    edges = np.flatnonzero(np.diff(flags.astype(np.int8))) + 1
+    bounds = [0, *edges.tolist(), flags.size]
+    return [(lo, hi, bool(flags[lo])) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _spread_steps(ax: Axis) -> tuple[list[tuple[str, slice, slice]], list[slice]]:
+    """The slice operations of one adjoint stage, and the input slices no window reaches.
+
+    Each span's inputs are split into the runs nothing has written yet (``"assign"``) and
+    the runs an earlier span wrote (``"add"``), so no input is zeroed and then added to:
+    non-overlapping windows (``strides == ksize``) become plain copies.
+    """
+    written = np.zeros(ax.size, dtype=bool)
+    steps: list[tuple[str, slice, slice]] = []
+    for span in ax.spans:
+        count = span.hi - span.lo
+        inputs = span.first + ax.stride * np.arange(count)
+        for lo, hi, seen in _runs(written[inputs]):
+            o, i = _part(ax, span, span.lo + lo, span.lo + hi)
+            steps.append(("add" if seen else "assign", o, i))
+        written[inputs] = True
+    gaps = [slice(lo, hi) for lo, hi, seen in _runs(written) if not seen]
+    return steps, gaps
+
+
 def _spread_stage(g: Array, ax: Axis, into: Array | None = None) -> Array:
     """Adjoint of one sum stage: every window sends ``g[i]`` to each of its real inputs."""
-    if into is None:
-        gin = np.zeros(_resized(g.shape, ax.axis, ax.size), dtype=g.dtype)
-    else:
-        gin = into
-        gin[...] = 0
-    for index, span in enumerate(ax.spans):
-        o, i = _part(ax, span, span.lo, span.hi)
+    gin = np.empty(_resized(g.shape, ax.axis, ax.size), dtype=g.dtype) if into is None else into
+    steps, gaps = _spread_steps(ax)
+    for gap in gaps:
+        _at(gin, ax.axis, gap)[...] = 0
+    for kind, o, i in steps:
         block = _at(gin, ax.axis, i)
-        if index == 0:
-            np.copyto(block, _at(g, ax.axis, o))  # nothing has been added there yet
+        if kind == "assign":
+            np.copyto(block, _at(g, ax.axis, o))
         else:
             # Within one tap distinct windows reach distinct inputs: `+=` on a slice is safe.
             np.add(block, _at(g, ax.axis, o), out=block)
@@ -290,9 +344,9 @@ def window_sum_adjoint(g: Array, axes: Sequence[Axis], input_shape: tuple[int, .
 
     The stages of :func:`window_sum` run in reverse order, each spreading one axis back.
     """
-    dx = np.zeros(input_shape, dtype=g.dtype)
-    if dx.size == 0 or g.size == 0:
-        return dx
+    if g.size == 0:
+        return np.zeros(input_shape, dtype=g.dtype)
+    dx = np.empty(input_shape, dtype=g.dtype)
     order = _cheapest_order(input_shape, axes)
     if not order:
         np.copyto(dx, g)
@@ -328,47 +382,37 @@ def _max_stage_with_taps(a: Array, ax: Axis, nan_aware: bool) -> tuple[Array, Ar
     out = np.empty(_resized(a.shape, ax.axis, ax.out), dtype=a.dtype)
     tap_dtype = np.min_scalar_type(ax.kernel - 1)
     taps = np.empty(out.shape, dtype=tap_dtype)
-    for span in ax.spans:
-        if span.fresh:
-            o, i = _part(ax, span, span.lo, span.lo + span.fresh)
-            np.copyto(_at(out, ax.axis, o), _at(a, ax.axis, i))
-            _at(taps, ax.axis, o)[...] = span.tap
-        if span.hi <= span.lo + span.fresh:
-            continue
-        o, i = _part(ax, span, span.lo + span.fresh, span.hi)
-        values, best = _at(a, ax.axis, i), _at(out, ax.axis, o)
-        better = _better(values, best, nan_aware)
-        np.maximum(best, values, out=best)
-        # Every tap recorded so far is smaller than this one, so "set to t where better" is
-        # a maximum with t * better: two branch-free passes over a small integer array.
-        won = _at(taps, ax.axis, o)
-        np.maximum(won, np.multiply(better, tap_dtype.type(span.tap), dtype=tap_dtype), out=won)
+    for step in _steps(ax):
+        best, won = _at(out, ax.axis, step.out), _at(taps, ax.axis, step.out)
+        if step.kind == "assign":
+            np.copyto(best, _at(a, ax.axis, step.first))
+            won[...] = step.tap
+        elif step.kind == "pair":
+            earlier, values = _at(a, ax.axis, step.first), _at(a, ax.axis, step.second)
+            better = _better(values, earlier, nan_aware)
+            np.maximum(earlier, values, out=best)
+            np.multiply(better, tap_dtype.type(step.second_tap - step.tap), out=won)
+            if step.tap:
+                won += tap_dtype.type(step.tap)
+        else:
+            values = _at(a, ax.axis, step.first)
+            better = _better(values, best, nan_aware)
+            np.maximum(best, values, out=best)
+            # Every tap recorded so far is smaller than this one, so "set to t where better"
+            # is a maximum with t * better: two branch-free passes over small integers.
+            moved = np.multiply(better, tap_dtype.type(step.tap), dtype=tap_dtype)
+            np.maximum(won, moved, out=won)
     return out, taps
 
 
-def _flat_index(shape: Sequence[int], index: Sequence[Array | None]) -> Array:
-    """Row-major flat index into ``shape``; ``None`` entries mean "the output position itself".
+def _first_max_part(
+    x: Array, axes: Sequence[Axis], *, nan_aware: bool = False
+) -> tuple[Array, Array]:
+    """``(y, index)`` of one batch chunk: maxima and row-major spatial index of each winner.
 
-    Positional entries are full arrays of the output shape; ``None`` axes use a broadcast
-    ``arange`` of that axis (whose length the output shares).
+    Float chunks rerun with the NaN-aware comparisons only when their maxima hold a NaN (a
+    window holding a NaN pools to NaN, so none is missed).
     """
-    strides = np.cumprod([1, *shape[:0:-1]])[::-1]
-    flat: Array | None = None
-    ndim = len(shape)
-    for axis, (stride, where) in enumerate(zip(strides, index, strict=True)):
-        if where is None:
-            term = np.arange(shape[axis], dtype=np.intp).reshape(
-                (-1,) + (1,) * (ndim - 1 - axis)
-            ) * int(stride)
-        else:
-            term = where * int(stride)
-        flat = term if flat is None else flat + term
-    assert flat is not None
-    return flat
-
-
-def _first_max_chunk(x: Array, axes: Sequence[Axis], nan_aware: bool) -> tuple[Array, Array]:
-    """``(y, position per spatial axis)`` of each window's row-major first maximum."""
     order = sorted(axes, key=lambda ax: -ax.axis)  # innermost axis first: see point 4 above
     a = x
     tap_arrays: list[Array] = []
@@ -376,36 +420,33 @@ def _first_max_chunk(x: Array, axes: Sequence[Axis], nan_aware: bool) -> tuple[A
         a, taps = _max_stage_with_taps(a, ax, nan_aware)
         tap_arrays.append(taps)
     y = a
-    ndim = x.ndim
-    positions: dict[int, Array] = {}
-    # Undo the chain from the outermost axis in. The taps array of a stage has that axis and
-    # the inner ones at output size and the outer ones at input size, where the positions
-    # already found say which input row, slab, ... to read.
+    if not nan_aware and x.dtype.kind == "f" and np.isnan(y).any():
+        return _first_max_part(x, axes, nan_aware=True)
+    first = min(ax.axis for ax in axes)
+    index: Array | None = None
+    # Undo the chain from the outermost axis in. The taps of a stage are at output size on
+    # its axis and the inner ones, at input size on the outer ones, whose winning positions
+    # are known: merged into one axis, they are read with one take_along_axis by `index`,
+    # the row-major index over those outer axes.
     for ax, taps in zip(reversed(order), reversed(tap_arrays), strict=True):
-        index: list[Array | None] = [positions.get(axis) for axis in range(ndim)]
-        tap = taps if not positions else taps.ravel()[_flat_index(taps.shape, index)]
+        if index is None:
+            tap = taps
+        else:
+            merged = taps.reshape((*taps.shape[:first], -1, *taps.shape[ax.axis :]))
+            where = index.reshape((*y.shape[:first], -1, *y.shape[ax.axis :]))
+            tap = np.take_along_axis(merged, where, axis=first).reshape(y.shape)
         starts = (np.arange(ax.out, dtype=np.intp) * ax.stride - ax.before).reshape(
-            (-1,) + (1,) * (ndim - 1 - ax.axis)
+            (-1,) + (1,) * (x.ndim - 1 - ax.axis)
         )
-        positions[ax.axis] = starts + tap.astype(np.intp) * ax.dilation
-    return y, np.stack([positions[ax.axis] for ax in sorted(axes, key=lambda ax: ax.axis)])
-
-
-def _spatial_index(positions: Array, sizes: Sequence[int]) -> Array:
-    """Row-major index over the spatial axes from one position array per axis."""
-    index: Array = positions[0].copy()
-    for axis in range(1, len(sizes)):
-        index *= sizes[axis]
-        index += positions[axis]
-    return index
-
-
-def _first_max_part(x: Array, axes: Sequence[Axis], sizes: Sequence[int]) -> tuple[Array, Array]:
-    """:func:`first_max` of one batch chunk."""
-    y, positions = _first_max_chunk(x, axes, nan_aware=False)
-    if x.dtype.kind == "f" and np.isnan(y).any():
-        y, positions = _first_max_chunk(x, axes, nan_aware=True)
-    return y, _spatial_index(positions, sizes)
+        position = np.multiply(tap, ax.dilation, dtype=np.intp)
+        position += starts
+        if index is None:
+            index = position
+        else:
+            index *= ax.size
+            index += position
+    assert index is not None
+    return y, index
 
 
 def first_max(x: Array, axes: Sequence[Axis], out_shape: tuple[int, ...]) -> tuple[Array, Array]:
@@ -419,10 +460,9 @@ def first_max(x: Array, axes: Sequence[Axis], out_shape: tuple[int, ...]) -> tup
     index = np.empty(out_shape, dtype=np.int64)
     if y.size == 0:
         return y, index
-    sizes = [ax.size for ax in sorted(axes, key=lambda ax: ax.axis)]
     image_bytes = (x.size // x.shape[0]) * x.itemsize
     for part in batch_chunks(x.shape[0], image_bytes):
-        y[part], index[part] = _first_max_part(x[part], axes, sizes)
+        y[part], index[part] = _first_max_part(x[part], axes)
     return y, index
 
 
@@ -437,15 +477,14 @@ def max_backward(
     dx = np.zeros(x.shape, dtype=dtype)
     if dy.size == 0:
         return dx
-    sizes = [ax.size for ax in sorted(axes, key=lambda ax: ax.axis)]
-    volume = int(np.prod(sizes))
+    volume = int(np.prod([ax.size for ax in axes]))
     channels = x.shape[channel_axis]
     channel = np.arange(channels, dtype=np.int64).reshape(
         (-1,) + (1,) * (x.ndim - 1 - channel_axis)
     )
     image_bytes = (x.size // x.shape[0]) * x.itemsize
     for part in batch_chunks(x.shape[0], image_bytes):
-        _, index = _first_max_part(x[part], axes, sizes)
+        _, index = _first_max_part(x[part], axes)
         batch = np.arange(index.shape[0], dtype=np.int64).reshape((-1,) + (1,) * (x.ndim - 1))
         if channel_axis == 1:  # (N, C, spatial...): flat = (n*C + c)*S + s
             flat = (batch * channels + channel) * volume + index

@@ -470,8 +470,8 @@ def _avg_pool(
     acc = accumulation_dtype(x_arr.dtype)
     total = routes.window_sum(x_arr, call.axes, call.output_shape, acc)
     # A division, not a multiplication by 1/count: the mean is rounded once.
-    y = total / _divisors(call, include_pad, acc)
-    return cast_result(y, x_arr.dtype)
+    np.divide(total, _divisors(call, include_pad, acc), out=total)
+    return cast_result(total, x_arr.dtype)
 
 
 def avg_pool(
