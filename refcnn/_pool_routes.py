@@ -41,7 +41,9 @@ one real element.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -123,6 +125,12 @@ def _touching_taps(
     return taps
 
 
+#: Geometries whose stage plans are kept (they are pure functions of a few ints; a training
+#: loop calls the same few geometries over and over).
+PLAN_CACHE_SIZE = 256
+
+
+@functools.lru_cache(maxsize=PLAN_CACHE_SIZE)
 def axis_spans(
     axis: int, size: int, out: int, kernel: int, stride: int, dilation: int, before: int
 ) -> Axis:
@@ -183,8 +191,9 @@ class _Step(NamedTuple):
     second_tap: int
 
 
-def _steps(ax: Axis) -> list[_Step]:
-    """The slice operations of one stage, in tap order.
+@functools.lru_cache(maxsize=PLAN_CACHE_SIZE)
+def _steps(ax: Axis) -> tuple[_Step, ...]:
+    """List the slice operations of one stage, in tap order.
 
     The first two spans are paired where both are real (the usual interior windows): one
     combine of two input slices instead of a copy and a combine.
@@ -211,7 +220,7 @@ def _steps(ax: Axis) -> list[_Step]:
         if span.hi > seen and not (k == 0 and u < v):  # the pair did the second's shared part
             o, i = _part(ax, span, seen, span.hi)
             steps.append(_Step("combine", o, i, none, span.tap, span.tap))
-    return steps
+    return tuple(steps)
 
 
 def _reduce_stage(
@@ -234,23 +243,23 @@ def _reduce_stage(
     return out
 
 
-def _cheapest_order(shape: Sequence[int], axes: Sequence[Axis]) -> list[Axis]:
+@functools.lru_cache(maxsize=PLAN_CACHE_SIZE)
+def _cheapest_order(shape: tuple[int, ...], axes: tuple[Axis, ...]) -> tuple[Axis, ...]:
     """Order the stages of a max or sum by total work: ``sum`` of taps x stage output size.
 
     Ties go to the outer axes first (their slices keep the inner axes contiguous). Copies
     (:attr:`Axis.identity`) are dropped.
     """
-    work = [ax for ax in axes if not ax.identity]
-    best: list[Axis] = work
-    best_cost = None
+    work = tuple(ax for ax in axes if not ax.identity)
+    best, best_cost = work, None
     for order in itertools.permutations(work):
-        current = list(shape)
+        current = [1, *shape[1:]]  # the batch size scales every order alike
         cost = 0
         for ax in order:
             current[ax.axis] = ax.out
-            cost += len(ax.spans) * int(np.prod(current))
+            cost += len(ax.spans) * math.prod(current)
         if best_cost is None or cost < best_cost:
-            best, best_cost = list(order), cost
+            best, best_cost = order, cost
     return best
 
 
@@ -272,7 +281,7 @@ def _chunked(
     out = np.empty(out_shape, dtype=dtype)
     if out.size == 0:
         return out
-    order = _cheapest_order(x.shape, axes)
+    order = _cheapest_order((1, *x.shape[1:]), tuple(axes))
     if not order:  # 1x1 windows with stride 1: every stage is a copy
         np.copyto(out, x)
         return out
@@ -300,11 +309,12 @@ def _runs(flags: Array) -> list[tuple[int, int, bool]]:
     """Split a 1-D bool array into maximal runs ``(start, stop, value)``."""
     edges = np.flatnonzero(np.diff(flags.astype(np.int8))) + 1
     bounds = [0, *edges.tolist(), flags.size]
-    return [(lo, hi, bool(flags[lo])) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [(lo, hi, bool(flags[lo])) for lo, hi in itertools.pairwise(bounds)]
 
 
-def _spread_steps(ax: Axis) -> tuple[list[tuple[str, slice, slice]], list[slice]]:
-    """The slice operations of one adjoint stage, and the input slices no window reaches.
+@functools.lru_cache(maxsize=PLAN_CACHE_SIZE)
+def _spread_steps(ax: Axis) -> tuple[tuple[tuple[str, slice, slice], ...], tuple[slice, ...]]:
+    """List the slice operations of one adjoint stage and the input slices no window reaches.
 
     Each span's inputs are split into the runs nothing has written yet (``"assign"``) and
     the runs an earlier span wrote (``"add"``), so no input is zeroed and then added to:
@@ -319,8 +329,8 @@ def _spread_steps(ax: Axis) -> tuple[list[tuple[str, slice, slice]], list[slice]
             o, i = _part(ax, span, span.lo + lo, span.lo + hi)
             steps.append(("add" if seen else "assign", o, i))
         written[inputs] = True
-    gaps = [slice(lo, hi) for lo, hi, seen in _runs(written) if not seen]
-    return steps, gaps
+    gaps = tuple(slice(lo, hi) for lo, hi, seen in _runs(written) if not seen)
+    return tuple(steps), gaps
 
 
 def _spread_stage(g: Array, ax: Axis, into: Array | None = None) -> Array:
@@ -347,7 +357,7 @@ def window_sum_adjoint(g: Array, axes: Sequence[Axis], input_shape: tuple[int, .
     if g.size == 0:
         return np.zeros(input_shape, dtype=g.dtype)
     dx = np.empty(input_shape, dtype=g.dtype)
-    order = _cheapest_order(input_shape, axes)
+    order = _cheapest_order((1, *input_shape[1:]), tuple(axes))
     if not order:
         np.copyto(dx, g)
         return dx
@@ -389,8 +399,14 @@ def _max_stage_with_taps(a: Array, ax: Axis, nan_aware: bool) -> tuple[Array, Ar
             won[...] = step.tap
         elif step.kind == "pair":
             earlier, values = _at(a, ax.axis, step.first), _at(a, ax.axis, step.second)
-            better = _better(values, earlier, nan_aware)
-            np.maximum(earlier, values, out=best)
+            if nan_aware:
+                better = _better(values, earlier, nan_aware)
+                np.maximum(earlier, values, out=best)
+            else:
+                # Without NaN the later tap won exactly where the maximum differs from the
+                # earlier one; comparing against the contiguous result is the cheaper read.
+                np.maximum(earlier, values, out=best)
+                better = np.not_equal(best, earlier)
             np.multiply(better, tap_dtype.type(step.second_tap - step.tap), out=won)
             if step.tap:
                 won += tap_dtype.type(step.tap)
@@ -403,6 +419,29 @@ def _max_stage_with_taps(a: Array, ax: Axis, nan_aware: bool) -> tuple[Array, Ar
             moved = np.multiply(better, tap_dtype.type(step.tap), dtype=tap_dtype)
             np.maximum(won, moved, out=won)
     return out, taps
+
+
+def _gather_outer(taps: Array, index: Array, first: int, axis: int) -> Array:
+    """``taps[p, index, q]`` with the axes ``first .. axis-1`` merged and indexed by ``index``.
+
+    ``taps`` has shape ``(*P, *outer, *Q)`` (outer: the input sizes of the axes decided so
+    far), ``index`` the output shape ``(*P, *J, *Q)`` holding row-major indices into
+    ``outer``. The flat index is ``(p * L + index) * |Q| + q``; one ``np.take`` reads it,
+    where a ``take_along_axis`` over the same arrays builds broadcast index arrays per axis.
+    """
+    lead = math.prod(taps.shape[:first])
+    outer = math.prod(taps.shape[first:axis])
+    inner = math.prod(taps.shape[axis:])
+    ix = index.reshape(lead, -1, inner)
+    flat = ix * inner
+    flat += (np.arange(lead, dtype=index.dtype) * (outer * inner))[:, None, None]
+    flat += np.arange(inner, dtype=index.dtype)
+    return np.take(taps.reshape(-1), flat).reshape(index.shape)
+
+
+def index_dtype(size: int) -> np.dtype[Any]:
+    """int32 for indices below 2**31 (half the memory traffic of int64), else int64."""
+    return np.dtype(np.int32 if size < 2**31 else np.int64)
 
 
 def _first_max_part(
@@ -423,22 +462,18 @@ def _first_max_part(
     if not nan_aware and x.dtype.kind == "f" and np.isnan(y).any():
         return _first_max_part(x, axes, nan_aware=True)
     first = min(ax.axis for ax in axes)
+    dtype = index_dtype(x.size)
     index: Array | None = None
     # Undo the chain from the outermost axis in. The taps of a stage are at output size on
     # its axis and the inner ones, at input size on the outer ones, whose winning positions
-    # are known: merged into one axis, they are read with one take_along_axis by `index`,
-    # the row-major index over those outer axes.
+    # are known: merged into one axis, they are read with one np.take by `index`, the
+    # row-major index over those outer axes.
     for ax, taps in zip(reversed(order), reversed(tap_arrays), strict=True):
-        if index is None:
-            tap = taps
-        else:
-            merged = taps.reshape((*taps.shape[:first], -1, *taps.shape[ax.axis :]))
-            where = index.reshape((*y.shape[:first], -1, *y.shape[ax.axis :]))
-            tap = np.take_along_axis(merged, where, axis=first).reshape(y.shape)
-        starts = (np.arange(ax.out, dtype=np.intp) * ax.stride - ax.before).reshape(
+        tap = taps if index is None else _gather_outer(taps, index, first, ax.axis)
+        starts = (np.arange(ax.out, dtype=dtype) * ax.stride - ax.before).reshape(
             (-1,) + (1,) * (x.ndim - 1 - ax.axis)
         )
-        position = np.multiply(tap, ax.dilation, dtype=np.intp)
+        position = np.multiply(tap, ax.dilation, dtype=dtype)
         position += starts
         if index is None:
             index = position
@@ -479,13 +514,13 @@ def max_backward(
         return dx
     volume = int(np.prod([ax.size for ax in axes]))
     channels = x.shape[channel_axis]
-    channel = np.arange(channels, dtype=np.int64).reshape(
-        (-1,) + (1,) * (x.ndim - 1 - channel_axis)
-    )
     image_bytes = (x.size // x.shape[0]) * x.itemsize
     for part in batch_chunks(x.shape[0], image_bytes):
-        _, index = _first_max_part(x[part], axes)
-        batch = np.arange(index.shape[0], dtype=np.int64).reshape((-1,) + (1,) * (x.ndim - 1))
+        _, index = _first_max_part(x[part], axes)  # int32 or int64 by the chunk's size
+        channel = np.arange(channels, dtype=index.dtype).reshape(
+            (-1,) + (1,) * (x.ndim - 1 - channel_axis)
+        )
+        batch = np.arange(index.shape[0], dtype=index.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
         if channel_axis == 1:  # (N, C, spatial...): flat = (n*C + c)*S + s
             flat = (batch * channels + channel) * volume + index
         else:  # (N, spatial..., C): flat = (n*S + s)*C + c

@@ -102,6 +102,7 @@ class _Call(NamedTuple):
     dilations: tuple[int, ...]
     geometry: Windows
     axes: tuple[routes.Axis, ...]
+    real: tuple[Array, ...]  # per spatial axis: how many real elements each window holds
 
     @property
     def rank(self) -> int:
@@ -152,7 +153,7 @@ def _call(
     first = 2 if channels_first else 1
     sizes = input_shape[first : first + rank]
     geometry = windows(sizes, kernel, steps, spacing, resolved, ceil_mode=ceil)
-    call = _Call(op, input_shape, channels_first, kernel, steps, spacing, geometry, ())
+    call = _Call(op, input_shape, channels_first, kernel, steps, spacing, geometry, (), ())
     for a in range(rank):
         (before, after), out = geometry.pads[a], geometry.out[a]
         # Window positions are int64 arrays; a geometry past that range is a mistake.
@@ -160,6 +161,7 @@ def _call(
         check_int64_range(op, "ksize, strides, dilations and padding", reach)
         check_addressable(op, "ksize, strides, dilations and padding", (out,), 8)
     check_addressable(op, "ksize, strides, dilations and padding", call.output_shape, 8)
+    call = call._replace(real=tuple(_real_counts(call, a) for a in range(rank)))
     _check_real_elements(call, padding)
     axes = tuple(
         routes.axis_spans(
@@ -201,8 +203,7 @@ def _check_real_elements(call: _Call, padding: Any) -> None:
     """
     if 0 in call.geometry.out:
         return  # no windows at all
-    for a in range(call.rank):
-        counts = _real_counts(call, a)
+    for a, counts in enumerate(call.real):
         empty = np.flatnonzero(counts == 0)
         if empty.size:
             size = call.input_shape[call.spatial_axes[a]]
@@ -228,7 +229,7 @@ def _divisors(call: _Call, count_include_pad: bool, dtype: np.dtype[Any]) -> Arr
             before, after = call.geometry.pads[a]
             counts = _taps_inside(call, a, -before, call.input_shape[axis] + after)
         else:
-            counts = _real_counts(call, a)
+            counts = call.real[a]
         shape = [1] * len(call.input_shape)
         shape[axis] = counts.size
         divisor = divisor * counts.reshape(shape)
