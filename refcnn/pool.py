@@ -55,7 +55,6 @@ from refcnn._checks import (
     check_addressable,
     check_int64_range,
     check_upstream_shape,
-    layout_name,
     require_same_dtype,
 )
 from refcnn.padding import PaddingLike, Windows, normalize_padding, windows
@@ -84,173 +83,6 @@ Array = npt.NDArray[Any]
 IntOrTuple = int | Sequence[int]
 
 _RANKS = (1, 2, 3)
-
-
-# --------------------------------------------------------------------------------------------
-# The validated call: layout, window geometry, divisors
-# --------------------------------------------------------------------------------------------
-
-
-class _Call(NamedTuple):
-    """A validated pooling call: where the spatial axes are and where every window lies."""
-
-    op: str
-    input_shape: tuple[int, ...]
-    channels_first: bool
-    kernel: tuple[int, ...]
-    strides: tuple[int, ...]
-    dilations: tuple[int, ...]
-    geometry: Windows
-    axes: tuple[routes.Axis, ...]
-    real: tuple[Array, ...]  # per spatial axis: how many real elements each window holds
-
-    @property
-    def rank(self) -> int:
-        """Number of spatial axes."""
-        return len(self.kernel)
-
-    @property
-    def spatial_axes(self) -> tuple[int, ...]:
-        """Array axes of the spatial dimensions, outermost first."""
-        first = 2 if self.channels_first else 1
-        return tuple(range(first, first + self.rank))
-
-    @property
-    def channel_axis(self) -> int:
-        """Array axis of the channels."""
-        return 1 if self.channels_first else self.rank + 1
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        """Shape of the pooled output, in the input's layout."""
-        shape = list(self.input_shape)
-        for axis, out in zip(self.spatial_axes, self.geometry.out, strict=True):
-            shape[axis] = out
-        return tuple(shape)
-
-    def layout(self, prefix: str = "") -> str:
-        """Spell the layout, e.g. ``"(N, OH, OW, C)"``."""
-        return layout_name(self.rank, self.channels_first, prefix=prefix)
-
-
-def _call(
-    op: str,
-    input_shape: tuple[int, ...],
-    channels_first: bool,
-    ksize: Any,
-    strides: Any,
-    padding: Any,
-    dilations: Any,
-    ceil_mode: Any,
-) -> _Call:
-    """Validate the window arguments against ``input_shape`` and resolve the geometry."""
-    rank = len(input_shape) - 2
-    kernel = as_tuple(op, "ksize", ksize, rank=rank)
-    steps = kernel if strides is None else as_tuple(op, "strides", strides, rank=rank)
-    spacing = as_tuple(op, "dilations", dilations, rank=rank)
-    ceil = as_bool(op, "ceil_mode", ceil_mode)
-    resolved = normalize_padding(op, padding, rank)
-    first = 2 if channels_first else 1
-    sizes = input_shape[first : first + rank]
-    geometry = windows(sizes, kernel, steps, spacing, resolved, ceil_mode=ceil)
-    call = _Call(op, input_shape, channels_first, kernel, steps, spacing, geometry, (), ())
-    for a in range(rank):
-        (before, after), out = geometry.pads[a], geometry.out[a]
-        # Window positions are int64 arrays; a geometry past that range is a mistake.
-        reach = max((out - 1) * steps[a] + (kernel[a] - 1) * spacing[a], sizes[a] + before + after)
-        check_int64_range(op, "ksize, strides, dilations and padding", reach)
-        check_addressable(op, "ksize, strides, dilations and padding", (out,), 8)
-    check_addressable(op, "ksize, strides, dilations and padding", call.output_shape, 8)
-    call = call._replace(real=tuple(_real_counts(call, a) for a in range(rank)))
-    _check_real_elements(call, padding)
-    axes = tuple(
-        routes.axis_spans(
-            axis, sizes[a], geometry.out[a], kernel[a], steps[a], spacing[a], geometry.pads[a][0]
-        )
-        for a, axis in enumerate(call.spatial_axes)
-    )
-    return call._replace(axes=axes)
-
-
-def _taps_inside(call: _Call, a: int, lo: int, hi: int) -> Array:
-    """``count[i] = #{t in [0, K) : lo <= i*s + t*d - before < hi}`` along spatial axis ``a``.
-
-    Input coordinates: ``[0, size)`` are the real elements, ``[-before, size + after)`` the
-    padded axis. Window ``i`` starts at ``i*s - before``; its taps are ``d`` apart.
-    """
-    kernel, stride, dilation = call.kernel[a], call.strides[a], call.dilations[a]
-    start = np.arange(call.geometry.out[a], dtype=np.int64) * stride - call.geometry.pads[a][0]
-    first = np.maximum(0, -((start - lo) // dilation))  # first t with start + t*d >= lo
-    last = np.minimum(kernel - 1, (hi - 1 - start) // dilation)  # last t with < hi
-    counts: Array = np.maximum(last - first + 1, 0)
-    return counts
-
-
-def _real_counts(call: _Call, a: int) -> Array:
-    """How many real (input) elements each window holds along spatial axis ``a``."""
-    return _taps_inside(call, a, 0, call.input_shape[call.spatial_axes[a]])
-
-
-def _check_real_elements(call: _Call, padding: Any) -> None:
-    """Refuse a geometry in which some window holds padding only (no max, no mean).
-
-    A window is the product of one 1-D window per spatial axis, so it holds a real element
-    exactly when each of its 1-D windows does; this checks that for every window of every
-    axis, with the counts the divisor uses. ``VALID`` always passes; explicit pads at least
-    the dilated kernel extent fail, as do dilation gaps wider than the input (``SAME``
-    included: a 2-tap window 3 apart over 1 element holds two pads) and any padding of an
-    empty axis. An output with no windows along some axis has no windows at all and passes.
-    """
-    if 0 in call.geometry.out:
-        return  # no windows at all
-    for a, counts in enumerate(call.real):
-        empty = np.flatnonzero(counts == 0)
-        if empty.size:
-            size = call.input_shape[call.spatial_axes[a]]
-            msg = (
-                f"{call.op}: padding {padding!r} with ksize {call.kernel}, strides "
-                f"{call.strides} and dilations {call.dilations} gives window {int(empty[0])} "
-                f"of spatial axis {a} (input size {size}, pads {call.geometry.pads[a]}) no real "
-                f"element; a max or mean over padding alone is undefined"
-            )
-            raise ValueError(msg)
-
-
-def _divisors(call: _Call, count_include_pad: bool, dtype: np.dtype[Any]) -> Array:
-    """Each window's divisor, shaped to broadcast against the output (Python ints for object).
-
-    ``count_include_pad=False``: its real elements. True: its taps inside the padded input,
-    ``[-before, size + after)``; a ceil-mode window's overhang past the end pad is not
-    counted (PyTorch's rule, ONNX's too). Both are products of per-axis counts.
-    """
-    divisor: Array = np.ones((1,) * len(call.input_shape), dtype=np.int64)
-    for a, axis in enumerate(call.spatial_axes):
-        if count_include_pad:
-            before, after = call.geometry.pads[a]
-            counts = _taps_inside(call, a, -before, call.input_shape[axis] + after)
-        else:
-            counts = call.real[a]
-        shape = [1] * len(call.input_shape)
-        shape[axis] = counts.size
-        divisor = divisor * counts.reshape(shape)
-    return divisor.astype(dtype)
-
-
-def _input(
-    op: str, x: Any, data_format: Any, rank: int | None, *, allow_int: bool = True
-) -> tuple[Array, bool]:
-    array, _, channels_first = as_spatial_array(
-        op, "x", x, data_format=data_format, rank=rank, allow_int=allow_int
-    )
-    return array, channels_first
-
-
-def _upstream(op: str, dy: Any, rank: int, channels_first: bool, *, allow_int: bool) -> Array:
-    fmt = DATA_FORMATS[rank][int(channels_first)]
-    array, _, _ = as_spatial_array(
-        op, "dy", dy, data_format=fmt, rank=rank, allow_int=allow_int, prefix="O"
-    )
-    return array
 
 
 # --------------------------------------------------------------------------------------------
@@ -1121,3 +953,166 @@ def global_avg_pool_backward(
     dx = np.empty(shape, dtype=dy_arr.dtype)
     dx[...] = cast_result(share, dy_arr.dtype)
     return dx
+
+
+# --------------------------------------------------------------------------------------------
+# Below the API: the validated call, window geometry, the padding-only rule, divisors
+# --------------------------------------------------------------------------------------------
+
+
+class _Call(NamedTuple):
+    """A validated pooling call: where the spatial axes are and where every window lies."""
+
+    op: str
+    input_shape: tuple[int, ...]
+    channels_first: bool
+    kernel: tuple[int, ...]
+    strides: tuple[int, ...]
+    dilations: tuple[int, ...]
+    geometry: Windows
+    axes: tuple[routes.Axis, ...]
+    real: tuple[Array, ...]  # per spatial axis: how many real elements each window holds
+
+    @property
+    def rank(self) -> int:
+        """Number of spatial axes."""
+        return len(self.kernel)
+
+    @property
+    def spatial_axes(self) -> tuple[int, ...]:
+        """Array axes of the spatial dimensions, outermost first."""
+        first = 2 if self.channels_first else 1
+        return tuple(range(first, first + self.rank))
+
+    @property
+    def channel_axis(self) -> int:
+        """Array axis of the channels."""
+        return 1 if self.channels_first else self.rank + 1
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of the pooled output, in the input's layout."""
+        shape = list(self.input_shape)
+        for axis, out in zip(self.spatial_axes, self.geometry.out, strict=True):
+            shape[axis] = out
+        return tuple(shape)
+
+
+def _call(
+    op: str,
+    input_shape: tuple[int, ...],
+    channels_first: bool,
+    ksize: Any,
+    strides: Any,
+    padding: Any,
+    dilations: Any,
+    ceil_mode: Any,
+) -> _Call:
+    """Validate the window arguments against ``input_shape`` and resolve the geometry."""
+    rank = len(input_shape) - 2
+    kernel = as_tuple(op, "ksize", ksize, rank=rank)
+    steps = kernel if strides is None else as_tuple(op, "strides", strides, rank=rank)
+    spacing = as_tuple(op, "dilations", dilations, rank=rank)
+    ceil = as_bool(op, "ceil_mode", ceil_mode)
+    resolved = normalize_padding(op, padding, rank)
+    first = 2 if channels_first else 1
+    sizes = input_shape[first : first + rank]
+    geometry = windows(sizes, kernel, steps, spacing, resolved, ceil_mode=ceil)
+    call = _Call(op, input_shape, channels_first, kernel, steps, spacing, geometry, (), ())
+    for a in range(rank):
+        (before, after), out = geometry.pads[a], geometry.out[a]
+        # Window positions are int64 arrays; a geometry past that range is a mistake.
+        reach = max((out - 1) * steps[a] + (kernel[a] - 1) * spacing[a], sizes[a] + before + after)
+        check_int64_range(op, "ksize, strides, dilations and padding", reach)
+        check_addressable(op, "ksize, strides, dilations and padding", (out,), 8)
+    check_addressable(op, "ksize, strides, dilations and padding", call.output_shape, 8)
+    call = call._replace(real=tuple(_real_counts(call, a) for a in range(rank)))
+    _check_real_elements(call, padding)
+    axes = tuple(
+        routes.axis_spans(
+            axis, sizes[a], geometry.out[a], kernel[a], steps[a], spacing[a], geometry.pads[a][0]
+        )
+        for a, axis in enumerate(call.spatial_axes)
+    )
+    return call._replace(axes=axes)
+
+
+def _taps_inside(call: _Call, a: int, lo: int, hi: int) -> Array:
+    """``count[i] = #{t in [0, K) : lo <= i*s + t*d - before < hi}`` along spatial axis ``a``.
+
+    Input coordinates: ``[0, size)`` are the real elements, ``[-before, size + after)`` the
+    padded axis. Window ``i`` starts at ``i*s - before``; its taps are ``d`` apart.
+    """
+    kernel, stride, dilation = call.kernel[a], call.strides[a], call.dilations[a]
+    start = np.arange(call.geometry.out[a], dtype=np.int64) * stride - call.geometry.pads[a][0]
+    first = np.maximum(0, -((start - lo) // dilation))  # first t with start + t*d >= lo
+    last = np.minimum(kernel - 1, (hi - 1 - start) // dilation)  # last t with < hi
+    counts: Array = np.maximum(last - first + 1, 0)
+    return counts
+
+
+def _real_counts(call: _Call, a: int) -> Array:
+    """How many real (input) elements each window holds along spatial axis ``a``."""
+    return _taps_inside(call, a, 0, call.input_shape[call.spatial_axes[a]])
+
+
+def _check_real_elements(call: _Call, padding: Any) -> None:
+    """Refuse a geometry in which some window holds padding only (no max, no mean).
+
+    A window is the product of one 1-D window per spatial axis, so it holds a real element
+    exactly when each of its 1-D windows does; this checks that for every window of every
+    axis, with the counts the divisor uses. ``VALID`` always passes; explicit pads at least
+    the dilated kernel extent fail, as do dilation gaps wider than the input (``SAME``
+    included: a 2-tap window 3 apart over 1 element holds two pads) and any padding of an
+    empty axis. An output with no windows along some axis has no windows at all and passes.
+    """
+    if 0 in call.geometry.out:
+        return  # no windows at all
+    for a, counts in enumerate(call.real):
+        empty = np.flatnonzero(counts == 0)
+        if empty.size:
+            size = call.input_shape[call.spatial_axes[a]]
+            msg = (
+                f"{call.op}: padding {padding!r} with ksize {call.kernel}, strides "
+                f"{call.strides} and dilations {call.dilations} gives window {int(empty[0])} "
+                f"of spatial axis {a} (input size {size}, pads {call.geometry.pads[a]}) no real "
+                f"element; a max or mean over padding alone is undefined"
+            )
+            raise ValueError(msg)
+
+
+def _divisors(call: _Call, count_include_pad: bool, dtype: np.dtype[Any]) -> Array:
+    """Each window's divisor, shaped to broadcast against the output (Python ints for object).
+
+    ``count_include_pad=False``: its real elements. True: its taps inside the padded input,
+    ``[-before, size + after)``; a ceil-mode window's overhang past the end pad is not
+    counted (PyTorch's rule, ONNX's too). Both are products of per-axis counts.
+    """
+    divisor: Array = np.ones((1,) * len(call.input_shape), dtype=np.int64)
+    for a, axis in enumerate(call.spatial_axes):
+        if count_include_pad:
+            before, after = call.geometry.pads[a]
+            counts = _taps_inside(call, a, -before, call.input_shape[axis] + after)
+        else:
+            counts = call.real[a]
+        shape = [1] * len(call.input_shape)
+        shape[axis] = counts.size
+        divisor = divisor * counts.reshape(shape)
+    return divisor.astype(dtype)
+
+
+def _input(
+    op: str, x: Any, data_format: Any, rank: int | None, *, allow_int: bool = True
+) -> tuple[Array, bool]:
+    array, _, channels_first = as_spatial_array(
+        op, "x", x, data_format=data_format, rank=rank, allow_int=allow_int
+    )
+    return array, channels_first
+
+
+def _upstream(op: str, dy: Any, rank: int, channels_first: bool, *, allow_int: bool) -> Array:
+    fmt = DATA_FORMATS[rank][int(channels_first)]
+    array, _, _ = as_spatial_array(
+        op, "dy", dy, data_format=fmt, rank=rank, allow_int=allow_int, prefix="O"
+    )
+    return array

@@ -1022,3 +1022,51 @@ G = np.zeros((1, 1))
 def test_bad_input_raises(call: Callable[[], object], error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+# --------------------------------------------------------------------------------------------
+# The tap plan of one axis, against brute force
+# --------------------------------------------------------------------------------------------
+
+
+@given(
+    st.integers(1, 12),
+    st.integers(1, 40),
+    st.integers(1, 9),
+    st.integers(1, 4),
+    st.integers(0, 40),
+    st.integers(1, 30),
+)
+def test_axis_spans_are_exactly_the_real_taps(
+    size: int, kernel: int, stride: int, dilation: int, before: int, out: int
+) -> None:
+    spans = _pool_routes.axis_spans(1, size, out, kernel, stride, dilation, before).spans
+    real = {
+        (i, t)
+        for i in range(out)
+        for t in range(kernel)
+        if 0 <= i * stride + t * dilation - before < size
+    }
+    listed = set()
+    for span in spans:
+        for i in range(span.lo, span.hi):
+            position = i * stride + span.tap * dilation - before
+            assert position == span.first + (i - span.lo) * stride
+            listed.add((i, span.tap))
+        # Windows [lo, lo + fresh) have no earlier real tap; the rest have one.
+        for i in range(span.lo, span.hi):
+            earlier = any((i, t) in real for t in range(span.tap))
+            assert earlier == (i >= span.lo + span.fresh), (i, span)
+    assert listed == real
+    assert [s.tap for s in spans] == sorted({t for _, t in real})
+    # Never more spans than (window, real element) pairs: the cost bound.
+    assert len(spans) <= len(real)
+
+
+def test_signed_zero_ties_keep_the_first_index() -> None:
+    # -0.0 == +0.0: a tie. The index is the first; the zero's sign is not specified.
+    x = row([-0.0, 0.0, -1.0])
+    y, argmax = refcnn.max_pool_with_argmax(x, 3)
+    assert flat(y) == [0.0]
+    assert flat(argmax) == [0]
+    assert flat(refcnn.max_pool_backward(row([1.0]), x, 3)) == [1.0, 0.0, 0.0]
