@@ -544,11 +544,12 @@ def test_max_pool_backward_narrow_floats_match_naive_with_ties(
 
 
 @pytest.mark.parametrize("padding", ["VALID", "SAME", "SAME_LOWER"])
-def test_max_pool_backward_float_scatter_matches_integer_loop_across_batch_chunks(
+def test_max_pool_backward_float_scatter_matches_integer_scatter_across_batch_chunks(
     padding: str,
 ) -> None:
-    # Images of 128*128*8 elements make the float path scatter 2 images at a time, so 5 images
-    # cross two chunk boundaries; int64 takes the tap loop. Small integers: both are exact.
+    # Images of 128*128*8 elements (1 MiB in 8-byte dtypes) are one batch chunk each, so the
+    # 5 images cross four chunk boundaries; float64 and int64 scatter in their own dtype.
+    # Small integers: both are exact.
     rng = np.random.default_rng(7)
     x = rng.integers(-3, 4, size=(5, 128, 128, 8))
     y = refcnn.max_pool2d(x, 3, strides=2, padding=padding)
