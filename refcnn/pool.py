@@ -998,6 +998,27 @@ class _Call(NamedTuple):
         return tuple(shape)
 
 
+#: Validated calls kept for reuse: a training loop pools the same shapes with the same
+#: arguments over and over, and validating them costs more than pooling a small batch.
+CALL_CACHE_SIZE = 256
+_CALLS: dict[tuple[Any, ...], _Call] = {}
+
+
+def _frozen(value: Any) -> Any:
+    """Return a hashable stand-in for an argument that keeps its type.
+
+    ``2``, ``2.0`` and ``True`` compare equal but must not share a cache entry: only one of
+    them is a valid ``ksize``.
+    """
+    if isinstance(value, list | tuple):
+        return (type(value), tuple(_frozen(item) for item in value))
+    if value is None or isinstance(value, int | float | str | np.generic):
+        return (type(value), value)
+    # Anything else (an array, a user object whose value could change) is not cached.
+    msg = f"not cacheable: {type(value).__name__}"
+    raise TypeError(msg)
+
+
 def _call(
     op: str,
     input_shape: tuple[int, ...],
@@ -1008,7 +1029,36 @@ def _call(
     dilations: Any,
     ceil_mode: Any,
 ) -> _Call:
-    """Validate the window arguments against ``input_shape`` and resolve the geometry."""
+    """Validate the window arguments against ``input_shape`` and resolve the geometry.
+
+    A call whose arguments are hashable is kept (:data:`CALL_CACHE_SIZE` of them, oldest
+    dropped first); only arguments that passed validation are ever stored.
+    """
+    arguments = (ksize, strides, padding, dilations, ceil_mode)
+    try:
+        key = (op, input_shape, channels_first, *(_frozen(v) for v in arguments))
+        cached = _CALLS.get(key)
+    except TypeError:  # an unhashable argument (a list inside a list, an array)
+        return _resolve_call(op, input_shape, channels_first, *arguments)
+    if cached is None:
+        cached = _resolve_call(op, input_shape, channels_first, *arguments)
+        if len(_CALLS) >= CALL_CACHE_SIZE:
+            del _CALLS[next(iter(_CALLS))]
+        _CALLS[key] = cached
+    return cached
+
+
+def _resolve_call(
+    op: str,
+    input_shape: tuple[int, ...],
+    channels_first: bool,
+    ksize: Any,
+    strides: Any,
+    padding: Any,
+    dilations: Any,
+    ceil_mode: Any,
+) -> _Call:
+    """Validate and resolve a call: :func:`_call` without the cache."""
     rank = len(input_shape) - 2
     kernel = as_tuple(op, "ksize", ksize, rank=rank)
     steps = kernel if strides is None else as_tuple(op, "strides", strides, rank=rank)
@@ -1026,7 +1076,10 @@ def _call(
         check_int64_range(op, "ksize, strides, dilations and padding", reach)
         check_addressable(op, "ksize, strides, dilations and padding", (out,), 8)
     check_addressable(op, "ksize, strides, dilations and padding", call.output_shape, 8)
-    call = call._replace(real=tuple(_real_counts(call, a) for a in range(rank)))
+    real = tuple(_real_counts(call, a) for a in range(rank))
+    for counts in real:
+        counts.flags.writeable = False  # shared by every call the cache returns it to
+    call = call._replace(real=real)
     _check_real_elements(call, padding)
     axes = tuple(
         routes.axis_spans(

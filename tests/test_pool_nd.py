@@ -1070,3 +1070,27 @@ def test_signed_zero_ties_keep_the_first_index() -> None:
     assert flat(y) == [0.0]
     assert flat(argmax) == [0]
     assert flat(refcnn.max_pool_backward(row([1.0]), x, 3)) == [1.0, 0.0, 0.0]
+
+
+def test_validated_calls_are_cached_by_value_and_type() -> None:
+    # A valid call is reused; an equal-comparing argument of the wrong type still raises.
+    x = np.ones((1, 4, 4, 1))
+    assert refcnn.max_pool2d(x, 2, ceil_mode=True).shape == (1, 2, 2, 1)
+    with pytest.raises(TypeError, match=r"^max_pool2d: ceil_mode must be a bool, got 1"):
+        refcnn.max_pool2d(x, 2, ceil_mode=1)
+    with pytest.raises(TypeError, match=r"^max_pool2d: ksize must be an int, got 2\.0"):
+        refcnn.max_pool2d(x, 2.0)
+    with pytest.raises(TypeError, match=r"^max_pool2d: strides must be an int, got True"):
+        refcnn.max_pool2d(x, 2, strides=(True, 1))
+    # Lists key apart from tuples and give the same result; arrays are not cached at all.
+    np.testing.assert_array_equal(
+        refcnn.max_pool2d(x, [2, 2], padding=[[0, 1], [1, 0]]),
+        refcnn.max_pool2d(x, (2, 2), padding=((0, 1), (1, 0))),
+    )
+    np.testing.assert_array_equal(
+        refcnn.max_pool2d(x, np.array([2, 2])), refcnn.max_pool2d(x, (2, 2))
+    )
+    # The cached per-axis counts are shared, so they are read-only.
+    for _ in range(2):
+        y = refcnn.avg_pool2d(x, 3, strides=1, padding="SAME")
+        assert y.flags.writeable
