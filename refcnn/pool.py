@@ -1031,8 +1031,9 @@ def _call(
 ) -> _Call:
     """Validate the window arguments against ``input_shape`` and resolve the geometry.
 
-    A call whose arguments are hashable is kept (:data:`CALL_CACHE_SIZE` of them, oldest
-    dropped first); only arguments that passed validation are ever stored.
+    A call whose arguments are builtin scalars, tuples or lists of them is kept (up to
+    :data:`CALL_CACHE_SIZE`, then the cache starts over); only arguments that passed
+    validation are ever stored.
     """
     arguments = (ksize, strides, padding, dilations, ceil_mode)
     try:
@@ -1043,7 +1044,7 @@ def _call(
     if cached is None:
         cached = _resolve_call(op, input_shape, channels_first, *arguments)
         if len(_CALLS) >= CALL_CACHE_SIZE:
-            del _CALLS[next(iter(_CALLS))]
+            _CALLS.clear()  # rare (a loop reuses a few geometries); atomic, so thread-safe
         _CALLS[key] = cached
     return cached
 
