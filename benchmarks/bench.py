@@ -49,7 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 import refcnn
-from refcnn.padding import Geometry, normalize_padding, window_geometry
+from refcnn.padding import Geometry, Windows, normalize_padding, window_geometry, windows
 
 Array = npt.NDArray[Any]
 Thunk = Callable[[], object]
@@ -539,6 +539,165 @@ def _prepare_xent(case: XentCase, dtype: str, op: str, fw: Frameworks) -> dict[s
 
 
 # --------------------------------------------------------------------------------------
+# N-d pooling cases (issue 12): 3-D pools and ceil mode. One block, so the conv and pool
+# work merge cleanly; the cases join CASES at its end and run_case dispatches to it.
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolNdCase:
+    """A ``max_pool`` or ``avg_pool`` of channels-last ``x_shape`` (1 to 3 spatial axes).
+
+    TensorFlow semantics for the divisor (padding never counted). ``ceil_mode`` cases run in
+    TensorFlow only when the ceil-mode windows are the VALID ones (TensorFlow has no ceil
+    mode); PyTorch gets ``ceil_mode`` natively and SAME through ``ceil_mode`` when its pads
+    are all after (as :func:`_torch_pad_args` does for the 2-D cases).
+    """
+
+    name: str
+    kind: str  # "max" or "avg"
+    x_shape: tuple[int, ...]
+    ksize: int
+    stride: int
+    padding: Mode
+    ceil_mode: bool = False
+
+    @property
+    def rank(self) -> int:
+        """Number of spatial axes."""
+        return len(self.x_shape) - 2
+
+    @property
+    def label(self) -> str:
+        """Human-readable description for the table."""
+        x = "x".join(map(str, self.x_shape))
+        k = "x".join([str(self.ksize)] * self.rank)
+        ceil = " ceil" if self.ceil_mode else ""
+        return f"{self.kind}pool{self.rank}d {k} s{self.stride} {self.padding}{ceil} on {x}"
+
+    def geometry(self, *, ceil_mode: bool | None = None) -> Windows:
+        """Output sizes and pads, from refcnn's padding rules."""
+        rank = self.rank
+        return windows(
+            self.x_shape[1:-1],
+            (self.ksize,) * rank,
+            (self.stride,) * rank,
+            (1,) * rank,
+            normalize_padding("bench", self.padding, rank),
+            ceil_mode=self.ceil_mode if ceil_mode is None else ceil_mode,
+        )
+
+
+POOL_ND_CASES: tuple[PoolNdCase, ...] = (
+    PoolNdCase("maxpool3d-3s2-32", "max", (4, 16, 32, 32, 16), 3, 2, "SAME"),
+    PoolNdCase("avgpool3d-3s2-32", "avg", (4, 16, 32, 32, 16), 3, 2, "SAME"),
+    PoolNdCase("maxpool3s2ceil-55", "max", (16, 55, 55, 64), 3, 2, "VALID", ceil_mode=True),
+    PoolNdCase("avgpool3s2ceil-55", "avg", (16, 55, 55, 64), 3, 2, "VALID", ceil_mode=True),
+)
+
+
+def _channels_first(a: Array) -> Array:
+    return np.ascontiguousarray(np.moveaxis(a, -1, 1))
+
+
+def _prepare_pool_nd(
+    case: PoolNdCase, dtype: str, op: str, fw: Frameworks
+) -> dict[str, Prepared | str]:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(case.x_shape).astype(dtype)
+    geometry = case.geometry()
+    dy = rng.standard_normal((case.x_shape[0], *geometry.out, case.x_shape[-1])).astype(dtype)
+    k, s, pad, ceil = case.ksize, case.stride, case.padding, case.ceil_mode
+    fwd_fn = refcnn.max_pool if case.kind == "max" else refcnn.avg_pool
+
+    def ref_fwd() -> object:
+        return fwd_fn(x, k, strides=s, padding=pad, ceil_mode=ceil)
+
+    def ref_bwd() -> object:
+        if case.kind == "max":
+            return refcnn.max_pool_backward(dy, x, k, strides=s, padding=pad, ceil_mode=ceil)
+        return refcnn.avg_pool_backward(dy, x.shape, k, strides=s, padding=pad, ceil_mode=ceil)
+
+    out: dict[str, Prepared | str] = {}
+    if op == "fwd":
+        out["refcnn"] = Prepared(ref_fwd, np.asarray)
+    else:
+        out["refcnn"] = Prepared(lambda: (ref_bwd(), ref_fwd()), _np_first)
+    if fw.torch is not None:
+        out["torch"] = _torch_pool_nd(fw.torch, case, op, x, dy, geometry)
+    if fw.tf is not None:
+        out["tf"] = _tf_pool_nd(fw.tf, case, op, x, dy)
+    return out
+
+
+def _torch_pool_nd(
+    torch: Any, case: PoolNdCase, op: str, x: Array, dy: Array, geometry: Windows
+) -> Prepared | str:
+    f = torch.nn.functional
+    pool_fn = getattr(f, f"{case.kind}_pool{case.rank}d")
+    if case.padding == "SAME":
+        if any(before for before, _ in geometry.pads) or case.stride == 1:
+            return "n/a"  # SAME with pads before needs F.pad; not one of these cases
+        ceil = True  # pads only after, each < kernel: PyTorch's ceil_mode makes them
+    else:
+        ceil = case.ceil_mode
+    options: dict[str, Any] = {"ceil_mode": ceil}
+    if case.kind == "avg":
+        options["count_include_pad"] = False
+    xt, dyt = torch.from_numpy(_channels_first(x)), torch.from_numpy(_channels_first(dy))
+
+    def pool(xi: Any) -> Any:
+        return pool_fn(xi, case.ksize, case.stride, **options)
+
+    def to_last(r: object) -> Array:
+        return np.asarray(np.moveaxis(_first(r).detach().numpy(), 1, -1))
+
+    if op == "fwd":
+
+        def run() -> object:
+            with torch.no_grad():
+                return pool(xt)
+
+        return Prepared(run, to_last)
+    xg = xt.clone().requires_grad_(True)
+
+    def run_both() -> object:
+        y = pool(xg)
+        return (*torch.autograd.grad(y, (xg,), dyt), y)
+
+    return Prepared(run_both, to_last)
+
+
+def _tf_pool_nd(tf: Any, case: PoolNdCase, op: str, x: Array, dy: Array) -> Prepared | str:
+    if case.ceil_mode and case.geometry() != case.geometry(ceil_mode=False):
+        return "n/a"  # TensorFlow has no ceil mode
+    xt, dyt = tf.constant(x), tf.constant(dy)
+    fn = tf.nn.max_pool if case.kind == "max" else tf.nn.avg_pool
+    padding = "VALID" if case.ceil_mode else case.padding
+
+    def pool(xi: Any) -> Any:
+        return fn(xi, case.ksize, case.stride, padding)
+
+    if op == "fwd":
+        fwd = tf.function(pool, autograph=False)
+        return Prepared(lambda: fwd(xt), lambda r: np.asarray(_first(r).numpy()))
+
+    def _both(xi: Any, dyi: Any) -> Any:
+        with tf.GradientTape() as tape:
+            tape.watch(xi)
+            y = pool(xi)
+        return (tape.gradient(y, xi, output_gradients=dyi), y)
+
+    both = tf.function(_both, autograph=False)
+    return Prepared(lambda: both(xt, dyt), lambda r: np.asarray(_first(r).numpy()))
+
+
+CASES = (*CASES, *POOL_ND_CASES)
+
+# --- end of the N-d pooling block -----------------------------------------------------------
+
+
+# --------------------------------------------------------------------------------------
 # Timing
 # --------------------------------------------------------------------------------------
 
@@ -795,6 +954,8 @@ def run_case(
     if isinstance(case, ConvCase):
         thunks, gemm = _prepare_conv(case, dtype, op, fw)
         flops = case.flops() * (3 if op == "fwd+bwd" else 1)
+    elif isinstance(case, PoolNdCase):  # issue 12
+        thunks = _prepare_pool_nd(case, dtype, op, fw)
     elif isinstance(case, PoolCase):
         thunks = _prepare_pool(case, dtype, op, fw)
     else:

@@ -38,7 +38,29 @@ from refcnn.losses import (
 )
 from refcnn.model import Sequential, evaluate, train_step
 from refcnn.optim import SGD
-from refcnn.pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
+
+# --- pooling (issue 12) -------------------------------------------------------------------
+from refcnn.pool import (
+    avg_pool,
+    avg_pool1d,
+    avg_pool2d,
+    avg_pool2d_backward,
+    avg_pool3d,
+    avg_pool_backward,
+    global_avg_pool,
+    global_avg_pool_backward,
+    global_max_pool,
+    global_max_pool_backward,
+    max_pool,
+    max_pool1d,
+    max_pool2d,
+    max_pool2d_backward,
+    max_pool3d,
+    max_pool_backward,
+    max_pool_with_argmax,
+)
+
+# --- end pooling ---------------------------------------------------------------------------
 from refcnn.softmax import log_softmax, softmax, softmax_backward, softmax_jacobian
 
 __all__ = [
@@ -56,8 +78,12 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "avg_pool",
+    "avg_pool1d",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "avg_pool3d",
+    "avg_pool_backward",
     "conv2d",
     "conv2d_backward",
     "conv2d_backward_bias",
@@ -70,11 +96,20 @@ __all__ = [
     "evaluate",
     "flatten",
     "flatten_backward",
+    "global_avg_pool",
+    "global_avg_pool_backward",
+    "global_max_pool",
+    "global_max_pool_backward",
     "load_digits",
     "load_mnist",
     "log_softmax",
+    "max_pool",
+    "max_pool1d",
     "max_pool2d",
     "max_pool2d_backward",
+    "max_pool3d",
+    "max_pool_backward",
+    "max_pool_with_argmax",
     "relu",
     "relu_backward",
     "sigmoid",

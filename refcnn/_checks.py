@@ -24,6 +24,7 @@ __all__ = [
     "as_axis",
     "as_bool",
     "as_choice",
+    "as_data_format",
     "as_float_dtype",
     "as_floating",
     "as_generator",
@@ -32,6 +33,7 @@ __all__ = [
     "as_pair",
     "as_path",
     "as_real",
+    "as_spatial_array",
     "as_str",
     "as_tuple",
     "batch_shape",
@@ -39,10 +41,12 @@ __all__ = [
     "check_addressable",
     "check_batch",
     "check_floating_batch",
+    "check_int64_range",
     "check_upstream",
     "check_upstream_shape",
     "describe",
     "ieee_arithmetic",
+    "layout_name",
     "require_same_dtype",
 ]
 
@@ -386,22 +390,38 @@ def check_addressable(op: str, name: str, shape: Sequence[int], itemsize: int) -
         raise ValueError(msg)
 
 
-def as_index_tuple(op: str, name: str, value: Any, *, length: int | None) -> tuple[int, ...]:
+def check_int64_range(op: str, name: str, value: int) -> None:
+    """Refuse an index or coordinate that int64 index arithmetic could not hold.
+
+    ``name`` is the argument (or arguments) that made it that large.
+    """
+    if abs(value) >= 2**62:
+        msg = (
+            f"{op}: {name} give coordinates up to {describe(value)}, beyond the int64 range "
+            "refcnn indexes"
+        )
+        raise ValueError(msg)
+
+
+def as_index_tuple(
+    op: str, name: str, value: Any, *, length: int | tuple[int, ...] | None
+) -> tuple[int, ...]:
     """Normalize a shape argument: a sequence of ``length`` non-negative ints.
 
-    ``length=None`` takes any length up to :data:`MAX_NDIM` (a shape NumPy could hold).
+    ``length`` may list several accepted lengths (``(3, 4, 5)`` for a 1-D to 3-D input
+    shape); ``length=None`` takes any length up to :data:`MAX_NDIM` (a shape NumPy could hold).
     """
-    count = "" if length is None else f"{length} "
-    items = _items(
-        op, name, value, longest=MAX_NDIM if length is None else length, expected=f"{count}ints"
-    )
+    lengths = None if length is None else ((length,) if isinstance(length, int) else length)
+    count = "" if lengths is None else " or ".join(str(n) for n in lengths) + " "
+    longest = MAX_NDIM if lengths is None else max(lengths)
+    items = _items(op, name, value, longest=longest, expected=f"{count}non-negative ints")
     if items is None:
         msg = f"{op}: {name} must be a sequence of {count}ints, got {describe(value)}"
         raise TypeError(msg)
     shape = tuple(as_int(op, name, v) for v in items)
-    if (length is not None and len(shape) != length) or min(shape, default=0) < 0:
-        wanted = len(shape) if length is None else length
-        msg = f"{op}: {name} must be {wanted} non-negative ints, got {describe(value)}"
+    if (lengths is not None and len(shape) not in lengths) or min(shape, default=0) < 0:
+        wanted = f"{len(shape)} " if lengths is None else count
+        msg = f"{op}: {name} must be {wanted}non-negative ints, got {describe(value)}"
         raise ValueError(msg)
     return shape
 
@@ -463,6 +483,99 @@ def check_upstream(
         msg = f"{owner}: dy must have dtype {dtype} (the last forward output's), got {dy.dtype}"
         raise TypeError(msg)
     return dy
+
+
+#: TensorFlow's ``data_format`` strings by number of spatial axes: (channels-last,
+#: channels-first). ``None`` means channels-last, refcnn's default layout.
+DATA_FORMATS: dict[int, tuple[str, str]] = {
+    1: ("NWC", "NCW"),
+    2: ("NHWC", "NCHW"),
+    3: ("NDHWC", "NCDHW"),
+}
+
+_SPATIAL_NAMES = {1: ("W",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def layout_name(rank: int, channels_first: bool, *, prefix: str = "") -> str:
+    """Spell an array layout for messages and docs: ``"(N, C, H, W)"``, ``"(N, OH, OW, C)"``.
+
+    ``prefix`` goes before each spatial letter (``"O"`` for an output).
+    """
+    spatial = [prefix + letter for letter in _SPATIAL_NAMES[rank]]
+    axes = ["N", "C", *spatial] if channels_first else ["N", *spatial, "C"]
+    return "(" + ", ".join(axes) + ")"
+
+
+def as_data_format(op: str, value: Any, *, rank: int | None = None) -> tuple[int | None, bool]:
+    """Validate a ``data_format``: ``None`` or one of TensorFlow's strings in :data:`DATA_FORMATS`.
+
+    Returns ``(rank, channels_first)``: the number of spatial axes the string names (``None``
+    for ``None``, which fits every rank) and whether channels come before the spatial axes.
+    With ``rank`` given, a string for another number of spatial axes is a ``ValueError``.
+    """
+    if value is None:
+        return None, False
+    if not isinstance(value, str):
+        msg = (
+            f"{op}: data_format must be None or a string, got {value!r} of type "
+            f"{type(value).__name__}"
+        )
+        raise TypeError(msg)
+    for named_rank, names in DATA_FORMATS.items():
+        if value in names:
+            if rank is not None and named_rank != rank:
+                msg = (
+                    f"{op}: data_format must be None, {_names_for(rank)} for {rank} spatial "
+                    f"axes, got {value!r} (a {named_rank}-D layout)"
+                )
+                raise ValueError(msg)
+            return named_rank, value == names[1]
+    expected = (
+        _names_for(rank)
+        if rank is not None
+        else "one of " + ", ".join(repr(name) for names in DATA_FORMATS.values() for name in names)
+    )
+    msg = f"{op}: data_format must be None or {expected}, got {value!r}"
+    raise ValueError(msg)
+
+
+def _names_for(rank: int) -> str:
+    """``"'NHWC' or 'NCHW'"``: the data_format strings of ``rank`` spatial axes."""
+    last, first = DATA_FORMATS[rank]
+    return f"{last!r} or {first!r}"
+
+
+def as_spatial_array(
+    op: str,
+    name: str,
+    value: Any,
+    *,
+    data_format: Any,
+    rank: int | None = None,
+    allow_int: bool = True,
+    prefix: str = "",
+) -> tuple[npt.NDArray[Any], int, bool]:
+    """Return ``(array, rank, channels_first)`` for a batch with 1 to 3 spatial axes.
+
+    ``rank`` fixes the number of spatial axes (``max_pool2d``: 2); without it the rank is
+    the one ``data_format`` names, else ``ndim - 2``, which must be 1, 2 or 3. ``prefix`` is
+    passed to :func:`layout_name` (``"O"`` for an upstream gradient).
+    """
+    named_rank, channels_first = as_data_format(op, data_format, rank=rank)
+    fixed = rank if rank is not None else named_rank
+    if fixed is not None:
+        layout = layout_name(fixed, channels_first, prefix=prefix)
+        array = as_array(op, name, value, ndim=fixed + 2, layout=layout, allow_int=allow_int)
+        return array, fixed, channels_first
+    array = as_array(op, name, value, allow_int=allow_int)
+    if array.ndim - 2 not in DATA_FORMATS:
+        layouts = ", ".join(layout_name(r, False, prefix=prefix) for r in DATA_FORMATS)
+        msg = (
+            f"{op}: {name} must be 3-D, 4-D or 5-D ({layouts} for data_format None), "
+            f"got shape {array.shape}"
+        )
+        raise ValueError(msg)
+    return array, array.ndim - 2, channels_first
 
 
 def accumulation_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:

@@ -124,127 +124,6 @@ def conv2d_backward_filter(
     return dw_
 
 
-def _is_nan(v: Any) -> bool:
-    return isinstance(v, float | np.floating) and bool(np.isnan(v))
-
-
-def _pool_first_max(
-    x: Array, at: tuple[int, int, int, int], k_hw: tuple[int, int], geo: tuple[int, ...]
-) -> tuple[Any, tuple[int, int] | None]:
-    """First maximum of window ``at = (n, i, j, c)`` in row-major order, NaN winning."""
-    n, i, j, c = at
-    sh, sw, top, left = geo
-    best: Any = None
-    where = None
-    for p in range(k_hw[0]):
-        for q in range(k_hw[1]):
-            r, col = i * sh + p - top, j * sw + q - left
-            if 0 <= r < x.shape[1] and 0 <= col < x.shape[2]:
-                v = x[n, r, col, c]
-                if best is None or (not _is_nan(best) and (_is_nan(v) or v > best)):
-                    best, where = v, (r, col)
-    return best, where
-
-
-def _pool_geometry(
-    x_shape: tuple[int, ...], ksize: Any, strides: Any, padding: Any
-) -> tuple[int, int, tuple[int, int], tuple[int, ...]]:
-    k_hw = _pair(ksize)
-    oh, ow, top, left, (sh, sw), _ = _resolve(
-        x_shape, k_hw, k_hw if strides is None else strides, padding, 1
-    )
-    return oh, ow, k_hw, (sh, sw, top, left)
-
-
-def max_pool2d(x: Array, ksize: Any, *, strides: Any = None, padding: Any = "VALID") -> Array:
-    """``y[n,i,j,c] = max_{p,q in window, inside x} x[n, i*sh + p - top, j*sw + q - left, c]``."""
-    n_, _, _, c_ = x.shape
-    oh, ow, k_hw, geo = _pool_geometry(x.shape, ksize, strides, padding)
-    y = np.zeros((n_, oh, ow, c_), dtype=x.dtype)
-    for n in range(n_):
-        for i in range(oh):
-            for j in range(ow):
-                for c in range(c_):
-                    y[n, i, j, c] = _pool_first_max(x, (n, i, j, c), k_hw, geo)[0]
-    return y
-
-
-def max_pool2d_backward(
-    dy: Array, x: Array, ksize: Any, *, strides: Any = None, padding: Any = "VALID"
-) -> Array:
-    """Each window's ``dy`` goes to its first maximum (row-major, NaN first if any)."""
-    n_, _, _, c_ = x.shape
-    oh, ow, k_hw, geo = _pool_geometry(x.shape, ksize, strides, padding)
-    dx = np.zeros(x.shape, dtype=dy.dtype)
-    for n in range(n_):
-        for i in range(oh):
-            for j in range(ow):
-                for c in range(c_):
-                    where = _pool_first_max(x, (n, i, j, c), k_hw, geo)[1]
-                    assert where is not None
-                    dx[n, where[0], where[1], c] += dy[n, i, j, c]
-    return dx
-
-
-def avg_pool2d(
-    x: Array,
-    ksize: Any,
-    *,
-    strides: Any = None,
-    padding: Any = "VALID",
-    count_include_pad: bool = False,
-) -> Array:
-    """``y[n,i,j,c] = sum_{p,q inside x} x[n, i*sh + p - top, j*sw + q - left, c] / count``."""
-    n_, h_, w_, c_ = x.shape
-    oh, ow, (kh, kw), (sh, sw, top, left) = _pool_geometry(x.shape, ksize, strides, padding)
-    y = np.zeros((n_, oh, ow, c_), dtype=x.dtype)
-    for n in range(n_):
-        for i in range(oh):
-            for j in range(ow):
-                for c in range(c_):
-                    total = x.dtype.type(0) if x.dtype != object else 0
-                    count = 0
-                    for p in range(kh):
-                        for q in range(kw):
-                            r, col = i * sh + p - top, j * sw + q - left
-                            if 0 <= r < h_ and 0 <= col < w_:
-                                total += x[n, r, col, c]
-                                count += 1
-                    y[n, i, j, c] = total / (kh * kw if count_include_pad else count)
-    return y
-
-
-def avg_pool2d_backward(
-    dy: Array,
-    input_shape: tuple[int, ...],
-    ksize: Any,
-    *,
-    strides: Any = None,
-    padding: Any = "VALID",
-    count_include_pad: bool = False,
-) -> Array:
-    """Scatter form: every window sends ``dy / count`` to each of its real elements."""
-    n_, h_, w_, c_ = input_shape
-    oh, ow, (kh, kw), (sh, sw, top, left) = _pool_geometry(
-        tuple(input_shape), ksize, strides, padding
-    )
-    dx = np.zeros(tuple(input_shape), dtype=dy.dtype)
-    for n in range(n_):
-        for i in range(oh):
-            for j in range(ow):
-                for c in range(c_):
-                    inside = [
-                        (i * sh + p - top, j * sw + q - left)
-                        for p in range(kh)
-                        for q in range(kw)
-                        if 0 <= i * sh + p - top < h_ and 0 <= j * sw + q - left < w_
-                    ]
-                    count = kh * kw if count_include_pad else len(inside)
-                    for r, col in inside:
-                        dx[n, r, col, c] += dy[n, i, j, c] / count
-    return dx
-
-
 # --- activations, softmax, losses, dense: loops over every element with the math module ------
 # Inputs are NumPy arrays; float results are float64 (Python floats), object (Fraction) inputs
 # stay exact where the formula needs no exp/log. Finite inputs unless a docstring says more.
@@ -583,4 +462,228 @@ def flatten(x: Array, axis: int = 1) -> Array:
         for a in range(split, x.ndim):
             c = c * x.shape[a] + index[a]
         y[r, c] = x[index]
+    return y
+
+
+# --- pooling, every rank (issue 12) ------------------------------------------------------------
+# Channels-last arrays (N, *spatial, C) with 1 to 3 spatial axes (tests transpose for
+# channels-first). Tap t of window i on a spatial axis reads input i*s + t*d - before; it is
+# a real element when inside [0, size). Window geometry from refcnn.padding, everything else
+# literal loops. (Imported here, not at the top, because this section is appended to a
+# shared file.)
+
+import itertools  # noqa: E402
+
+from refcnn.padding import windows  # noqa: E402
+
+
+def _pool_setup(
+    x_shape: tuple[int, ...],
+    ksize: Any,
+    strides: Any,
+    padding: Any,
+    dilations: Any,
+    ceil_mode: bool,
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], Any]:
+    rank = len(x_shape) - 2
+
+    def per_axis(value: Any) -> tuple[int, ...]:
+        return (value,) * rank if isinstance(value, int) else tuple(int(v) for v in value)
+
+    k = per_axis(ksize)
+    s = k if strides is None else per_axis(strides)
+    d = per_axis(dilations)
+    geo = windows(
+        x_shape[1:-1], k, s, d, normalize_padding("naive", padding, rank), ceil_mode=ceil_mode
+    )
+    return k, s, d, geo
+
+
+def _pool_taps(
+    x_shape: tuple[int, ...], window: tuple[int, ...], k: Any, s: Any, d: Any, geo: Any
+) -> list[tuple[tuple[int, ...], bool, bool]]:
+    """Every tap of ``window`` in row-major tap order: (input position, real, inside the pads).
+
+    "Inside the pads" is ``-before <= position < size + after``: the padded input, without
+    a ceil-mode window's overhang past the end pad.
+    """
+    taps = []
+    for t in itertools.product(*(range(kk) for kk in k)):
+        position = tuple(window[a] * s[a] + t[a] * d[a] - geo.pads[a][0] for a in range(len(k)))
+        real = all(0 <= position[a] < x_shape[1 + a] for a in range(len(k)))
+        padded = all(
+            -geo.pads[a][0] <= position[a] < x_shape[1 + a] + geo.pads[a][1] for a in range(len(k))
+        )
+        taps.append((position, real, padded))
+    return taps
+
+
+def _first_max(x: Array, n: int, c: int, taps: list[Any]) -> tuple[Any, tuple[int, ...]]:
+    """First maximum of one window's real elements in row-major order, a NaN winning."""
+    best: Any = None
+    where: tuple[int, ...] = ()
+    for position, real, _ in taps:
+        if real:
+            v = x[_ix(n, position, c)]
+            if best is None or (not _is_nan(best) and (_is_nan(v) or v > best)):
+                best, where = v, position
+    assert best is not None, "a window of padding only"
+    return best, where
+
+
+def _ix(n: int, position: tuple[int, ...], c: int) -> tuple[int, ...]:
+    """Return the index ``(n, *position, c)`` of a channels-last array."""
+    return (n, *position, c)
+
+
+def _is_nan(v: Any) -> bool:
+    return isinstance(v, float | np.floating) and bool(np.isnan(v))
+
+
+def max_pool_with_argmax(
+    x: Array,
+    ksize: Any,
+    *,
+    strides: Any = None,
+    padding: Any = "VALID",
+    dilations: Any = 1,
+    ceil_mode: bool = False,
+) -> tuple[Array, Array]:
+    """``y`` = max over the real taps; ``argmax`` = row-major spatial index of the first max."""
+    k, s, d, geo = _pool_setup(x.shape, ksize, strides, padding, dilations, ceil_mode)
+    out_shape = (x.shape[0], *geo.out, x.shape[-1])
+    y = np.zeros(out_shape, dtype=x.dtype)
+    argmax = np.zeros(out_shape, dtype=np.int64)
+    sizes = x.shape[1:-1]
+    for n in range(x.shape[0]):
+        for window in itertools.product(*(range(o) for o in geo.out)):
+            taps = _pool_taps(x.shape, window, k, s, d, geo)
+            for c in range(x.shape[-1]):
+                best, where = _first_max(x, n, c, taps)
+                index = 0
+                for a in range(len(sizes)):
+                    index = index * sizes[a] + where[a]
+                y[_ix(n, window, c)] = best
+                argmax[_ix(n, window, c)] = index
+    return y, argmax
+
+
+def max_pool(
+    x: Array,
+    ksize: Any,
+    *,
+    strides: Any = None,
+    padding: Any = "VALID",
+    dilations: Any = 1,
+    ceil_mode: bool = False,
+) -> Array:
+    """``y[n, *i, c] = max over the real taps t of x[n, *(i*s + t*d - before), c]``."""
+    return max_pool_with_argmax(
+        x, ksize, strides=strides, padding=padding, dilations=dilations, ceil_mode=ceil_mode
+    )[0]
+
+
+def max_pool_backward(
+    dy: Array,
+    x: Array,
+    ksize: Any,
+    *,
+    strides: Any = None,
+    padding: Any = "VALID",
+    dilations: Any = 1,
+    ceil_mode: bool = False,
+) -> Array:
+    """Each window's ``dy`` goes to its first maximum (row-major, NaN first if any)."""
+    k, s, d, geo = _pool_setup(x.shape, ksize, strides, padding, dilations, ceil_mode)
+    dx = np.zeros(x.shape, dtype=dy.dtype)
+    for n in range(x.shape[0]):
+        for window in itertools.product(*(range(o) for o in geo.out)):
+            taps = _pool_taps(x.shape, window, k, s, d, geo)
+            for c in range(x.shape[-1]):
+                _, where = _first_max(x, n, c, taps)
+                dx[_ix(n, where, c)] += dy[_ix(n, window, c)]
+    return dx
+
+
+def _pool_count(taps: list[Any], count_include_pad: bool) -> int:
+    return sum(1 for _, real, padded in taps if (padded if count_include_pad else real))
+
+
+def avg_pool(
+    x: Array,
+    ksize: Any,
+    *,
+    strides: Any = None,
+    padding: Any = "VALID",
+    dilations: Any = 1,
+    ceil_mode: bool = False,
+    count_include_pad: bool = False,
+) -> Array:
+    """``y = sum of the real taps / count`` (real taps, or taps inside the pads)."""
+    k, s, d, geo = _pool_setup(x.shape, ksize, strides, padding, dilations, ceil_mode)
+    y = np.zeros((x.shape[0], *geo.out, x.shape[-1]), dtype=x.dtype)
+    for n in range(x.shape[0]):
+        for window in itertools.product(*(range(o) for o in geo.out)):
+            taps = _pool_taps(x.shape, window, k, s, d, geo)
+            count = _pool_count(taps, count_include_pad)
+            for c in range(x.shape[-1]):
+                total = x.dtype.type(0) if x.dtype != object else 0
+                for position, real, _ in taps:
+                    if real:
+                        total += x[_ix(n, position, c)]
+                y[_ix(n, window, c)] = total / count
+    return y
+
+
+def avg_pool_backward(
+    dy: Array,
+    input_shape: tuple[int, ...],
+    ksize: Any,
+    *,
+    strides: Any = None,
+    padding: Any = "VALID",
+    dilations: Any = 1,
+    ceil_mode: bool = False,
+    count_include_pad: bool = False,
+) -> Array:
+    """Scatter form: every window sends ``dy / count`` to each of its real elements."""
+    shape = tuple(input_shape)
+    k, s, d, geo = _pool_setup(shape, ksize, strides, padding, dilations, ceil_mode)
+    dx = np.zeros(shape, dtype=dy.dtype)
+    for n in range(shape[0]):
+        for window in itertools.product(*(range(o) for o in geo.out)):
+            taps = _pool_taps(shape, window, k, s, d, geo)
+            count = _pool_count(taps, count_include_pad)
+            for c in range(shape[-1]):
+                for position, real, _ in taps:
+                    if real:
+                        dx[_ix(n, position, c)] += dy[_ix(n, window, c)] / count
+    return dx
+
+
+def global_max_pool(x: Array) -> tuple[Array, Array]:
+    """``(y[n, c], argmax[n, c])``: max of all spatial elements, first maximum's index."""
+    y = np.zeros((x.shape[0], x.shape[-1]), dtype=x.dtype)
+    argmax = np.zeros(y.shape, dtype=np.int64)
+    for n in range(x.shape[0]):
+        for c in range(x.shape[-1]):
+            best: Any = None
+            for index, position in enumerate(np.ndindex(*x.shape[1:-1])):
+                v = x[_ix(n, position, c)]
+                if best is None or (not _is_nan(best) and (_is_nan(v) or v > best)):
+                    best, argmax[n, c] = v, index
+            y[n, c] = best
+    return y, argmax
+
+
+def global_avg_pool(x: Array) -> Array:
+    """``y[n, c]``: sum of all spatial elements divided by their number."""
+    y = np.zeros((x.shape[0], x.shape[-1]), dtype=x.dtype)
+    volume = math.prod(x.shape[1:-1])
+    for n in range(x.shape[0]):
+        for c in range(x.shape[-1]):
+            total = x.dtype.type(0) if x.dtype != object else 0
+            for position in np.ndindex(*x.shape[1:-1]):
+                total += x[_ix(n, position, c)]
+            y[n, c] = total / volume
     return y

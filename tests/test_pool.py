@@ -318,11 +318,11 @@ def test_max_pool_nan_properties(data: st.DataObject) -> None:
     x = data.draw(small_ints(case.shape)).astype(np.float64)
     x[data.draw(hnp.arrays(np.bool_, case.shape))] = np.nan
     y = refcnn.max_pool2d(x, case.ksize, **case.kwargs)
-    np.testing.assert_array_equal(y, _naive.max_pool2d(x, case.ksize, **case.kwargs))
+    np.testing.assert_array_equal(y, _naive.max_pool(x, case.ksize, **case.kwargs))
     dy = data.draw(small_ints(y.shape)).astype(np.float64)
     np.testing.assert_array_equal(
         refcnn.max_pool2d_backward(dy, x, case.ksize, **case.kwargs),
-        _naive.max_pool2d_backward(dy, x, case.ksize, **case.kwargs),
+        _naive.max_pool_backward(dy, x, case.ksize, **case.kwargs),
     )
 
 
@@ -340,11 +340,11 @@ def test_forward_matches_naive_float64(data: st.DataObject) -> None:
     x = data.draw(small_ints(case.shape)).astype(np.float64)
     y = refcnn.max_pool2d(x, case.ksize, **case.kwargs)
     assert y.shape == case.out_shape()
-    np.testing.assert_array_equal(y, _naive.max_pool2d(x, case.ksize, **case.kwargs))
+    np.testing.assert_array_equal(y, _naive.max_pool(x, case.ksize, **case.kwargs))
     for include in (False, True):
         np.testing.assert_array_equal(
             refcnn.avg_pool2d(x, case.ksize, count_include_pad=include, **case.kwargs),
-            _naive.avg_pool2d(x, case.ksize, count_include_pad=include, **case.kwargs),
+            _naive.avg_pool(x, case.ksize, count_include_pad=include, **case.kwargs),
         )
 
 
@@ -355,7 +355,7 @@ def test_max_pool_backward_matches_naive_with_ties(data: st.DataObject) -> None:
     x = data.draw(small_ints(case.shape, -2, 2)).astype(np.float64)
     dy = data.draw(small_ints(case.out_shape(), -9, 9)).astype(np.float64)
     dx = refcnn.max_pool2d_backward(dy, x, case.ksize, **case.kwargs)
-    np.testing.assert_array_equal(dx, _naive.max_pool2d_backward(dy, x, case.ksize, **case.kwargs))
+    np.testing.assert_array_equal(dx, _naive.max_pool_backward(dy, x, case.ksize, **case.kwargs))
     # One element per window: with dy = 1 the total gradient counts the windows.
     ones = np.ones(case.out_shape())
     assert refcnn.max_pool2d_backward(ones, x, case.ksize, **case.kwargs).sum() == ones.size
@@ -368,18 +368,18 @@ def test_all_four_match_naive_exactly_in_fractions(data: st.DataObject) -> None:
     x = data.draw(fraction_arrays(case.shape))
     dy = data.draw(fraction_arrays(case.out_shape()))
     y = refcnn.max_pool2d(x, case.ksize, **case.kwargs)
-    np.testing.assert_array_equal(y, _naive.max_pool2d(x, case.ksize, **case.kwargs))
+    np.testing.assert_array_equal(y, _naive.max_pool(x, case.ksize, **case.kwargs))
     dx = refcnn.max_pool2d_backward(dy, x, case.ksize, **case.kwargs)
-    np.testing.assert_array_equal(dx, _naive.max_pool2d_backward(dy, x, case.ksize, **case.kwargs))
+    np.testing.assert_array_equal(dx, _naive.max_pool_backward(dy, x, case.ksize, **case.kwargs))
     for include in (False, True):
         kwargs = {**case.kwargs, "count_include_pad": include}
         y = refcnn.avg_pool2d(x, case.ksize, **kwargs)
         assert_exact_fractions(y)
-        np.testing.assert_array_equal(y, _naive.avg_pool2d(x, case.ksize, **kwargs))
+        np.testing.assert_array_equal(y, _naive.avg_pool(x, case.ksize, **kwargs))
         dx = refcnn.avg_pool2d_backward(dy, case.shape, case.ksize, **kwargs)
         assert_exact_fractions(dx)
         np.testing.assert_array_equal(
-            dx, _naive.avg_pool2d_backward(dy, case.shape, case.ksize, **kwargs)
+            dx, _naive.avg_pool_backward(dy, case.shape, case.ksize, **kwargs)
         )
 
 
@@ -540,15 +540,16 @@ def test_max_pool_backward_narrow_floats_match_naive_with_ties(
     dy = data.draw(small_ints(case.out_shape(), -9, 9)).astype(dtype)
     dx = refcnn.max_pool2d_backward(dy, x, case.ksize, **case.kwargs)
     assert dx.dtype == dtype
-    np.testing.assert_array_equal(dx, _naive.max_pool2d_backward(dy, x, case.ksize, **case.kwargs))
+    np.testing.assert_array_equal(dx, _naive.max_pool_backward(dy, x, case.ksize, **case.kwargs))
 
 
 @pytest.mark.parametrize("padding", ["VALID", "SAME", "SAME_LOWER"])
-def test_max_pool_backward_float_scatter_matches_integer_loop_across_batch_chunks(
+def test_max_pool_backward_float_scatter_matches_integer_scatter_across_batch_chunks(
     padding: str,
 ) -> None:
-    # Images of 128*128*8 elements make the float path scatter 2 images at a time, so 5 images
-    # cross two chunk boundaries; int64 takes the tap loop. Small integers: both are exact.
+    # Images of 128*128*8 elements (1 MiB in 8-byte dtypes) are one batch chunk each, so the
+    # 5 images cross four chunk boundaries; float64 and int64 scatter in their own dtype.
+    # Small integers: both are exact.
     rng = np.random.default_rng(7)
     x = rng.integers(-3, 4, size=(5, 128, 128, 8))
     y = refcnn.max_pool2d(x, 3, strides=2, padding=padding)
@@ -580,7 +581,7 @@ def test_max_pool_keeps_integer_dtype(dtype: Any) -> None:
         y = refcnn.max_pool2d(x, (2, 3), strides=(1, 2), padding=padding)
         assert y.dtype == dtype
         np.testing.assert_array_equal(
-            y, _naive.max_pool2d(x, (2, 3), strides=(1, 2), padding=padding)
+            y, _naive.max_pool(x, (2, 3), strides=(1, 2), padding=padding)
         )
         dx = refcnn.max_pool2d_backward(np.ones_like(y), x, (2, 3), strides=(1, 2), padding=padding)
         assert dx.dtype == dtype
@@ -794,28 +795,31 @@ avg_pool, avg_back = refcnn.avg_pool2d, refcnn.avg_pool2d_backward
         (
             lambda: max_pool(X, 2, padding=((2, 0), (0, 0))),
             ValueError,
-            r"^max_pool2d: padding \(\(2, 0\), \(0, 0\)\) must be smaller than ksize \(2, 2\)",
+            r"^max_pool2d: padding \(\(2, 0\), \(0, 0\)\) with ksize \(2, 2\), strides \(2, 2\) "
+            r"and dilations \(1, 1\) gives window 0 of spatial axis 0 \(input size 4, pads "
+            r"\(2, 0\)\) no real element",
         ),
         (
             lambda: max_back(DY, X, (3, 2), padding=((0, 0), (0, 2))),
             ValueError,
-            r"^max_pool2d_backward: padding .* must be smaller than ksize \(3, 2\)",
+            r"^max_pool2d_backward: padding .* with ksize \(3, 2\), .* gives window 2 of "
+            r"spatial axis 1 \(input size 4, pads \(0, 2\)\) no real element",
         ),
         (
             lambda: avg_pool(X, 1, padding=((0, 0), (1, 0))),
             ValueError,
-            r"^avg_pool2d: padding .* must be smaller than ksize \(1, 1\)",
+            r"^avg_pool2d: padding .* with ksize \(1, 1\), .* gives window 0 of spatial axis 1 ",
         ),
         (
             lambda: avg_back(DY, S, 2, padding=((0, 3), (0, 0))),
             ValueError,
-            r"^avg_pool2d_backward: padding .* must be smaller than ksize",
+            r"^avg_pool2d_backward: padding .* gives window 2 of spatial axis 0 .* no real",
         ),
         (
             lambda: max_pool(np.zeros((1, 0, 3, 1)), 2, padding=((1, 1), (0, 0))),
             ValueError,
-            r"^max_pool2d: input shape \(1, 0, 3, 1\) has an empty spatial axis, so padding "
-            r"\(\(1, 1\), \(0, 0\)\) with ksize \(2, 2\)",
+            r"^max_pool2d: padding \(\(1, 1\), \(0, 0\)\) with ksize \(2, 2\), .* gives window 0 "
+            r"of spatial axis 0 \(input size 0, pads \(1, 1\)\) no real element",
         ),
         # count_include_pad
         (
