@@ -55,7 +55,7 @@ def test_sequences_are_measured_before_they_are_copied() -> None:
     for value in (range(10**12), range(10**20)):
         with pytest.raises(ValueError, match=r"op: strides must be an int or a pair \(h, w\)"):
             _checks.as_tuple("op", "strides", value, rank=2)
-        with pytest.raises(ValueError, match="op: input_shape must be 4 ints"):
+        with pytest.raises(ValueError, match="op: input_shape must be 4 non-negative ints"):
             _checks.as_index_tuple("op", "input_shape", value, length=4)
     with pytest.raises(ValueError, match="op: input_shape must be ints"):
         _checks.as_index_tuple("op", "input_shape", range(_checks.MAX_NDIM + 1), length=None)
