@@ -57,7 +57,7 @@ def test_sequences_are_measured_before_they_are_copied() -> None:
             _checks.as_tuple("op", "strides", value, rank=2)
         with pytest.raises(ValueError, match="op: input_shape must be 4 non-negative ints"):
             _checks.as_index_tuple("op", "input_shape", value, length=4)
-    with pytest.raises(ValueError, match="op: input_shape must be ints"):
+    with pytest.raises(ValueError, match="op: input_shape must be non-negative ints"):
         _checks.as_index_tuple("op", "input_shape", range(_checks.MAX_NDIM + 1), length=None)
     assert _checks.as_index_tuple("op", "s", range(3), length=None) == (0, 1, 2)
     assert _checks.as_tuple("op", "s", range(1, 3), rank=2) == (1, 2)
