@@ -46,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import fnmatch
 import importlib
 import importlib.metadata
 import importlib.util
@@ -385,6 +386,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     dtypes = [dt for dt in DTYPES if marker is None or dt in marker.args]
     params = [(fw, dt) for fw in state.frameworks or ["none"] for dt in dtypes]
     metafunc.parametrize(("framework", "dtype"), params, ids=[f"{f}-{d}" for f, d in params])
+
+
+#: Tests of the suite itself, of refcnn and of the frameworks (their findings, ONNX's node
+#: cases, the options): run when refcnn is the implementation, not in a gate of other code,
+#: where a framework's or a peer's fixed bug must not fail someone else's run.
+SUITE_SELF_TESTS = (
+    "test_framework_bugs.py",
+    "test_onnx_*_nodes.py",
+    "test_options.py",
+    "peers/test_*.py",
+)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Leave the suite's self-tests out of runs judging another implementation."""
+    if config.getoption("impl") == "refcnn":
+        return None
+    relative = collection_path.relative_to(Path(__file__).parent).as_posix()
+    return any(fnmatch.fnmatch(relative, pattern) for pattern in SUITE_SELF_TESTS) or None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

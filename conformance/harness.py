@@ -51,7 +51,7 @@ from conformance.compare import Measurement, measure
 from conformance.deviations import Deviations
 from conformance.frameworks import Adapter, NotExpressible
 from conformance.layouts import relayout
-from conformance.ops import REGISTRY, bounds, output_names
+from conformance.ops import REGISTRY, bounds, output_dtype, output_names
 
 __all__ = [
     "Case",
@@ -511,7 +511,7 @@ def _checked_outputs(
     except TypeError as exc:
         raise failing.make(str(exc), kind="type") from exc
     for name, out, want in zip(output_names(op), outputs, truth, strict=True):
-        problem = _type_problem(out, want.shape, dtype)
+        problem = _type_problem(out, want.shape, output_dtype(op, name, dtype))
         if problem:
             message = f"output {name}: {problem}"
             raise failing.make(message, kind="shape" if "shape" in problem else "type")
@@ -577,7 +577,7 @@ def _type_problem(out: Any, shape: tuple[int, ...], dtype: np.dtype[Any]) -> str
     if out.shape != shape:
         return f"expected shape {shape}, got {out.shape}"
     if out.dtype != dtype:
-        return f"expected dtype {dtype} (the input dtype), got {out.dtype}"
+        return f"expected dtype {dtype}, got {out.dtype}"
     return ""
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "Gradient",
     "JacobianRows",
     "Op",
+    "SameAs",
     "bounds",
     "output_names",
 ]
@@ -76,14 +77,30 @@ class JacobianRows:
 
 
 @dataclasses.dataclass(frozen=True)
+class SameAs:
+    """The function computes what ``of`` computes, for a subset of its arguments.
+
+    ``conv2d`` is ``conv`` restricted to two spatial axes, ``max_pool3d`` is ``max_pool`` on
+    three: an adapter that expresses ``of`` expresses this function too, and writes it once.
+    """
+
+    of: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Op:
-    """One public function: cases, outputs, error model, derivation (backwards only)."""
+    """One public function: cases, outputs, error model, derivation (backwards only).
+
+    ``output_dtypes`` names the outputs whose dtype is fixed rather than the inputs'
+    (``max_pool_with_argmax``'s int64 indices).
+    """
 
     name: str
     cases: str  # the family strategy of conformance.strategies drawing this function's cases
     error_model: tol.ErrorModel
     outputs: tuple[str, ...] = ("y",)
-    derivation: Gradient | JacobianRows | None = None
+    derivation: Gradient | JacobianRows | SameAs | None = None
+    output_dtypes: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def strategy(self) -> SearchStrategy[Case]:
         """Return the strategy drawing this function's cases (imports Hypothesis)."""
@@ -148,22 +165,65 @@ _OPS = (
         ("dx", "dw", "db"),
         Gradient("conv2d", ("x", "w", "b"), "dy", {"b": _last_axis_of("w")}),
     ),
-    # pooling
-    Op("max_pool2d", "pool_cases", tol.exact_bound),
+    # pooling: the N-d functions, and the 2-D, 1-D and 3-D ones as the same computation
+    Op("max_pool", "pool_cases", tol.exact_bound),
+    Op(
+        "max_pool_backward",
+        "pool_cases",
+        tol.max_pool_backward_bound,
+        ("dx",),
+        Gradient("max_pool", ("x",), "dy"),
+    ),
+    Op(
+        "max_pool_with_argmax",
+        "pool_cases",
+        tol.exact_bound,
+        ("y", "argmax"),
+        output_dtypes={"argmax": "int64"},
+    ),
+    Op("avg_pool", "pool_cases", tol.avg_pool_bound),
+    Op(
+        "avg_pool_backward",
+        "pool_cases",
+        tol.avg_pool_backward_bound,
+        ("dx",),
+        Gradient("avg_pool", ("x",), "dy", {"x": _shape_of("input_shape")}),
+    ),
+    Op("max_pool2d", "pool_cases", tol.exact_bound, derivation=SameAs("max_pool")),
     Op(
         "max_pool2d_backward",
         "pool_cases",
-        tol.max_pool2d_backward_bound,
+        tol.max_pool_backward_bound,
         ("dx",),
-        Gradient("max_pool2d", ("x",), "dy"),
+        SameAs("max_pool_backward"),
     ),
-    Op("avg_pool2d", "pool_cases", tol.avg_pool2d_bound),
+    Op("avg_pool2d", "pool_cases", tol.avg_pool_bound, derivation=SameAs("avg_pool")),
     Op(
         "avg_pool2d_backward",
         "pool_cases",
-        tol.avg_pool2d_backward_bound,
+        tol.avg_pool_backward_bound,
         ("dx",),
-        Gradient("avg_pool2d", ("x",), "dy", {"x": _shape_of("input_shape")}),
+        SameAs("avg_pool_backward"),
+    ),
+    Op("max_pool1d", "pool_cases", tol.exact_bound, derivation=SameAs("max_pool")),
+    Op("max_pool3d", "pool_cases", tol.exact_bound, derivation=SameAs("max_pool")),
+    Op("avg_pool1d", "pool_cases", tol.avg_pool_bound, derivation=SameAs("avg_pool")),
+    Op("avg_pool3d", "pool_cases", tol.avg_pool_bound, derivation=SameAs("avg_pool")),
+    Op("global_max_pool", "global_pool_cases", tol.exact_bound),
+    Op(
+        "global_max_pool_backward",
+        "global_pool_cases",
+        tol.exact_bound,
+        ("dx",),
+        Gradient("global_max_pool", ("x",), "dy"),
+    ),
+    Op("global_avg_pool", "global_pool_cases", tol.global_avg_pool_bound),
+    Op(
+        "global_avg_pool_backward",
+        "global_pool_cases",
+        tol.global_avg_pool_backward_bound,
+        ("dx",),
+        Gradient("global_avg_pool", ("x",), "dy", {"x": _shape_of("input_shape")}),
     ),
     # flatten and dense
     Op("flatten", "flatten_cases", tol.exact_bound),
@@ -256,6 +316,12 @@ OPS: tuple[Op, ...] = tuple(REGISTRY.values())
 def output_names(op: str) -> tuple[str, ...]:
     """Return the names of ``op``'s outputs (one name: a single array is returned)."""
     return REGISTRY[op].outputs
+
+
+def output_dtype(op: str, output: str, input_dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """Return the dtype output ``output`` of ``op`` must have: the inputs', unless fixed."""
+    fixed = REGISTRY[op].output_dtypes.get(output)
+    return input_dtype if fixed is None else np.dtype(fixed)
 
 
 def bounds(call: Call, truth: tuple[Array, ...], dtype: npt.DTypeLike) -> tuple[tol.Bound, ...]:

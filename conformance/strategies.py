@@ -41,6 +41,7 @@ from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from conformance.calls import (
@@ -49,7 +50,7 @@ from conformance.calls import (
     parameters,
     render_reproducer,
 )
-from refcnn.padding import axis_geometry, normalize_padding, window_geometry
+from refcnn.padding import axis_geometry, normalize_padding, window_geometry, windows
 
 __all__ = [
     "MAX_ELEMENTS",
@@ -275,6 +276,21 @@ def _batch(draw: st.DrawFn, *, per_item: int, most: int = 4) -> int:
     return min(n, max(1, MAX_ELEMENTS // max(per_item, 1)))
 
 
+def _nd_padding(draw: st.DrawFn, kernel: tuple[int, ...], *, pool: bool) -> Any:
+    """Draw a padding mode, or one explicit ``(before, after)`` pair per axis.
+
+    For pooling each pad is below the kernel on its axis (a pad as wide as the window would
+    make a window of padding only).
+    """
+    mode = draw(st.sampled_from(_PADDING_DRAWS))
+    if mode != "explicit":
+        return mode
+    return tuple(
+        (draw(st.integers(0, k - 1 if pool else 4)), draw(st.integers(0, k - 1 if pool else 4)))
+        for k in kernel
+    )
+
+
 def _padding(draw: st.DrawFn, kernel_hw: tuple[int, int], *, pool: bool) -> Padding:
     mode = draw(st.sampled_from(_PADDING_DRAWS))
     if mode != "explicit":
@@ -342,35 +358,149 @@ def conv2d_cases(draw: st.DrawFn, *, op: str = "conv2d") -> Case:
 
 # --- pooling -----------------------------------------------------------------------------
 
+#: Data formats by spatial rank: channels-last (TensorFlow's default), channels-first.
+DATA_FORMATS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
+
+
+def _rank_of(op: str) -> int | None:
+    """Return the spatial rank a function is restricted to (``conv1d``, ``max_pool3d``, ...)."""
+    for rank in (1, 2, 3):
+        if f"{rank}d" in op:
+            return rank
+    return None
+
+
+def _windows_hold_real_elements(
+    size: int, kernel: int, stride: int, dilation: int, before: int, out: int
+) -> bool:
+    """Whether every window of one axis has a tap inside ``[0, size)`` (pooling's rule)."""
+    for i in range(out):
+        start = i * stride - before
+        first = max(0, -(start // dilation) if start < 0 else 0)
+        last = min(kernel - 1, (size - 1 - start) // dilation) if size - 1 >= start else -1
+        if first > last:
+            return False
+    return True
+
+
+def _layout(
+    draw: st.DrawFn, names: frozenset[str], rank: int, legacy: bool
+) -> tuple[str | None, bool]:
+    """Draw the data_format to pass (None: left to the default) and if it is channels-first.
+
+    A function of the 2-D NHWC API (``legacy``) gets its default most of the time, so the
+    corner cases of its classic form keep most of the examples.
+    """
+    if "data_format" not in names or _chance(draw, 0.7 if legacy else 0.35):
+        return None, False
+    channels_first = draw(st.booleans())
+    return DATA_FORMATS[rank][int(channels_first)], channels_first
+
+
+def _with_channels(
+    spatial: tuple[int, ...], n: int, c: int, channels_first: bool
+) -> tuple[int, ...]:
+    return (n, c, *spatial) if channels_first else (n, *spatial, c)
+
+
+def _axis_value(draw: st.DrawFn, values: tuple[int, ...]) -> int | tuple[int, ...]:
+    """Draw an int when every axis agrees (sometimes), else keep the tuple."""
+    if len(set(values)) == 1 and draw(st.booleans()):
+        return values[0]
+    return values
+
 
 @st.composite
 def pool_cases(draw: st.DrawFn, *, op: str) -> Case:
-    """Cases for the max/avg pooling functions.
+    """Cases for the max/avg pooling functions, over 1, 2 or 3 spatial axes.
 
-    Windows 1-6 per axis, strides default (= ksize) or 1-4 per axis (overlapping and gapped
-    windows), explicit pads below the window size, ``count_include_pad`` both ways where the
-    function takes it. Values are integer-valued half the time, so windows hold tied maxima.
+    Windows 1-6 per axis (1-3 in 3-D), strides default (= ksize) or 1-4 per axis
+    (overlapping and gapped windows), dilations 1-3 where the function takes them, every
+    padding mode with explicit pads below the window, ceil mode, channels-first layouts,
+    ``count_include_pad`` both ways. Options at their defaults are left out of the call, so
+    the classic 2-D NHWC form keeps its corner cases. Values are integer-valued half the
+    time, so windows hold tied maxima. Geometries where a window would hold padding only
+    (refused by refcnn, undefined anywhere) are not drawn.
     """
     names = parameters(op)
-    kernel = (draw(st.integers(1, 6)), draw(st.integers(1, 6)))
-    strides_pair = kernel
-    strides: IntPair | None = None
+    legacy = op in {"max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"}
+    rank = _rank_of(op) or draw(st.sampled_from([1, 2, 2, 3]))
+    most_kernel, most_side = (3, 5) if rank == 3 else (6, 12)
+    kernel = tuple(draw(st.integers(1, most_kernel)) for _ in range(rank))
+    steps = kernel
+    strides: int | tuple[int, ...] | None = None
     if _chance(draw, 0.75):
-        strides_pair = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
-        strides = _pair_value(draw, strides_pair)
-    h, w = _side(draw, kernel[0], strides_pair[0]), _side(draw, kernel[1], strides_pair[1])
-    c = draw(st.integers(1, 5))
-    padding = _padding(draw, kernel, pool=True)
-    oh, ow = _out_hw((h, w), kernel, strides_pair, (1, 1), padding)
-    n = _batch(draw, per_item=h * w * c)
-    values: dict[str, Any] = {"x": draw(_float_arrays((n, h, w, c), profiles=POOL_PROFILES))}
+        steps = tuple(draw(st.integers(1, 4)) for _ in range(rank))
+        strides = _axis_value(draw, steps)
+    dilations = (1,) * rank
+    if "dilations" in names and _chance(draw, 0.3):
+        dilations = tuple(draw(st.sampled_from([1, 2, 3])) for _ in range(rank))
+    extents = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
+    spatial = tuple(
+        min(_side(draw, e, s), most_side) if rank < 3 else draw(st.integers(1, most_side))
+        for e, s in zip(extents, steps, strict=True)
+    )
+    padding = _nd_padding(draw, kernel, pool=True)
+    ceil_mode = "ceil_mode" in names and _chance(draw, 0.3)
+    resolved = windows(
+        spatial,
+        kernel,
+        steps,
+        dilations,
+        normalize_padding("strategy", padding, rank),
+        ceil_mode=ceil_mode,
+    )
+    assume(
+        all(
+            _windows_hold_real_elements(n, k, st_, d, pads[0], out)
+            for n, k, st_, d, pads, out in zip(
+                spatial, kernel, steps, dilations, resolved.pads, resolved.out, strict=True
+            )
+        )
+    )
+    data_format, channels_first = _layout(draw, names, rank, legacy)
+    c = draw(st.integers(1, 5 if rank < 3 else 3))
+    n = _batch(draw, per_item=math.prod(spatial) * c)
+    x_shape = _with_channels(spatial, n, c, channels_first)
+    values: dict[str, Any] = {"x": draw(_float_arrays(x_shape, profiles=POOL_PROFILES))}
     if "dy" in names:
-        values["dy"] = draw(_float_arrays((n, oh, ow, c)))
-    values |= {"ksize": _pair_value(draw, kernel), "strides": strides, "padding": padding}
+        values["dy"] = draw(_float_arrays(_with_channels(resolved.out, n, c, channels_first)))
+    values |= {"ksize": _axis_value(draw, kernel), "strides": strides, "padding": padding}
+    if dilations != (1,) * rank:
+        values["dilations"] = _axis_value(draw, dilations)
+    if ceil_mode:
+        values["ceil_mode"] = True
     if "count_include_pad" in names:
         values["count_include_pad"] = draw(st.booleans())
-    note = _geometry_note((h, w), kernel, strides, 1, padding)
+    if data_format is not None:
+        values["data_format"] = data_format
+    note = f"resolved pads {resolved.pads}, output {'x'.join(map(str, resolved.out))}"
     return Case(op, values, note)
+
+
+@st.composite
+def global_pool_cases(draw: st.DrawFn, *, op: str) -> Case:
+    """Cases for the global max/avg pools: 1-3 spatial axes, both layouts, keepdims both ways.
+
+    Spatial sides 0-6 (an empty volume one time in ten is refused by refcnn: not drawn).
+    """
+    names = parameters(op)
+    rank = draw(st.integers(1, 3))
+    spatial = tuple(draw(st.integers(1, 6 if rank < 3 else 4)) for _ in range(rank))
+    data_format, channels_first = _layout(draw, names, rank, legacy=False)
+    c = draw(st.integers(1, 5))
+    n = _batch(draw, per_item=math.prod(spatial) * c)
+    x_shape = _with_channels(spatial, n, c, channels_first)
+    values: dict[str, Any] = {
+        "x": draw(_float_arrays(x_shape, profiles=POOL_PROFILES)),
+        "keepdims": draw(st.booleans()),
+    }
+    if "dy" in names:
+        kept = (1,) * rank if values["keepdims"] else ()
+        values["dy"] = draw(_float_arrays(_with_channels(kept, n, c, channels_first)))
+    if data_format is not None:
+        values["data_format"] = data_format
+    return Case(op, values)
 
 
 # --- dense and flatten -------------------------------------------------------------------

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -113,8 +115,21 @@ def _discover() -> tuple[Path, list[Path]]:
     shipped = _case_folders(_shipped_dir())
     if shipped:
         return _shipped_dir(), shipped
-    root = Path(tempfile.mkdtemp(prefix="refcnn-onnx-pool-nodes-"))
-    _write_cases(root)
+    # Writing the folders imports ONNX's case generators (3 s): done once per onnx version,
+    # in the user's cache, so collecting the suite stays fast.
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    root = cache / "refcnn" / f"onnx-{onnx.__version__}-node-cases" / "pool"
+    marker = root / ".complete"
+    if not marker.exists():
+        staging = Path(tempfile.mkdtemp(prefix="refcnn-onnx-pool-nodes-"))
+        _write_cases(staging)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(root, ignore_errors=True)
+        try:
+            staging.rename(root)  # atomic: xdist workers racing here see one whole tree
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)  # another process won the race
+        (root / ".complete").touch()
     return root, _case_folders(root)
 
 

@@ -149,10 +149,8 @@ __all__ = [
     "Bound",
     "ErrorModel",
     "Tolerance",
-    "_softmax_bound",
-    "_sum_bound",
-    "avg_pool2d_backward_bound",
-    "avg_pool2d_bound",
+    "avg_pool_backward_bound",
+    "avg_pool_bound",
     "conv2d_backward_bias_bound",
     "conv2d_backward_bound",
     "conv2d_backward_filter_bound",
@@ -163,8 +161,10 @@ __all__ = [
     "dense_backward_bound",
     "dense_bound",
     "exact_bound",
+    "global_avg_pool_backward_bound",
+    "global_avg_pool_bound",
     "log_softmax_bound",
-    "max_pool2d_backward_bound",
+    "max_pool_backward_bound",
     "range_limited",
     "sigmoid_backward_bound",
     "sigmoid_bound",
@@ -318,15 +318,29 @@ def conv2d_backward_bound(
     )
 
 
-def _pool_geometry(call: Call) -> tuple[tuple[int, int], tuple[int, int]]:
-    kernel = _pair(call.params["ksize"])
-    strides = call.params["strides"]
-    return kernel, (kernel if strides is None else _pair(strides))
+def _spatial_rank(call: Call) -> int:
+    """Return the number of spatial axes of a windowed call (from x or input_shape)."""
+    shape = call.params["x"].shape if "x" in call.params else call.params["input_shape"]
+    return len(shape) - 2
+
+
+def _per_axis(value: Any, rank: int) -> tuple[int, ...]:
+    return (int(value),) * rank if isinstance(value, int) else tuple(int(v) for v in value)
+
+
+def _pool_geometry(call: Call) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Return kernel, strides (default: the kernel) and dilations, one per spatial axis."""
+    rank = _spatial_rank(call)
+    kernel = _per_axis(call.params["ksize"], rank)
+    strides = call.params.get("strides")
+    steps = kernel if strides is None else _per_axis(strides, rank)
+    return kernel, steps, _per_axis(call.params.get("dilations", 1), rank)
 
 
 def _windows_per_input(call: Call) -> int:
-    (kh, kw), (sh, sw) = _pool_geometry(call)
-    return -(-kh // sh) * -(-kw // sw)
+    """Return the most windows one input belongs to (overlapping windows add gradients)."""
+    kernel, strides, dilations = _pool_geometry(call)
+    return math.prod(_taps(k, s, d) for k, s, d in zip(kernel, strides, dilations, strict=True))
 
 
 def exact_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
@@ -334,27 +348,49 @@ def exact_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[B
     return tuple(Bound(np.zeros_like(t), "exact (bound 0)") for t in truth)
 
 
-def max_pool2d_backward_bound(
+def max_pool_backward_bound(
     call: Call, truth: tuple[Array, ...], tol: Tolerance
 ) -> tuple[Bound, ...]:
-    """Error model of ``max_pool2d_backward`` (the module docstring's table)."""
+    """Error model of ``max_pool_backward`` and ``max_pool2d_backward`` (the module table)."""
     scale = _run(_abs(call, "dy"))
-    return (_sum_bound(tol, _windows_per_input(call), scale, "max_pool2d_backward(|dy|, x)"),)
+    return (_sum_bound(tol, _windows_per_input(call), scale, f"{call.op}(|dy|, x)"),)
 
 
-def avg_pool2d_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
-    """Error model of ``avg_pool2d`` (the module docstring's table)."""
-    (kh, kw), _ = _pool_geometry(call)
-    return (_sum_bound(tol, kh * kw + 2, _run(_abs(call, "x")), "avg_pool2d(|x|)"),)
+def avg_pool_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    """Error model of the average pools of every rank (the module docstring's table)."""
+    kernel, _, _ = _pool_geometry(call)
+    return (_sum_bound(tol, math.prod(kernel) + 2, _run(_abs(call, "x")), f"{call.op}(|x|)"),)
 
 
-def avg_pool2d_backward_bound(
+def avg_pool_backward_bound(
     call: Call, truth: tuple[Array, ...], tol: Tolerance
 ) -> tuple[Bound, ...]:
-    """Error model of ``avg_pool2d_backward`` (the module docstring's table)."""
+    """Error model of ``avg_pool_backward`` and ``avg_pool2d_backward`` (the module table)."""
     scale = _run(_abs(call, "dy"))
     k = _windows_per_input(call) + 2
-    return (_sum_bound(tol, k, scale, "avg_pool2d_backward(|dy|)"),)
+    return (_sum_bound(tol, k, scale, f"{call.op}(|dy|)"),)
+
+
+def global_avg_pool_bound(
+    call: Call, truth: tuple[Array, ...], tol: Tolerance
+) -> tuple[Bound, ...]:
+    """Error model of ``global_avg_pool``: a sum over the spatial volume, then a division."""
+    x = call.params["x"]
+    volume = math.prod(x.shape[1:]) // max(_channels(call), 1)
+    return (_sum_bound(tol, volume + 2, _run(_abs(call, "x")), "global_avg_pool(|x|)"),)
+
+
+def global_avg_pool_backward_bound(
+    call: Call, truth: tuple[Array, ...], tol: Tolerance
+) -> tuple[Bound, ...]:
+    """Error model of ``global_avg_pool_backward``: one division (or a reciprocal product)."""
+    return (_sum_bound(tol, 2, _run(_abs(call, "dy")), "global_avg_pool_backward(|dy|)"),)
+
+
+def _channels(call: Call) -> int:
+    x = call.params["x"]
+    channels_first = str(call.params.get("data_format") or "").startswith("NC")
+    return int(x.shape[1] if channels_first else x.shape[-1])
 
 
 def dense_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:

@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from conformance.ops import REGISTRY, Gradient, JacobianRows
+from conformance.ops import REGISTRY, Gradient, JacobianRows, SameAs
 
 __all__ = ["Adapter", "AdapterInfo", "NotExpressible", "adapter", "discover", "load"]
 
@@ -192,6 +192,14 @@ class Adapter:
             return self.overrides[op][0]
         spec = self._registry[op]
         derivation = spec.derivation
+        if isinstance(derivation, SameAs):
+            own = self._forward(op)  # an adapter may still write the restricted form itself
+            if own is not None:
+                return self._wrap_forward(op, own)
+            function = self._functions.get(derivation.of) or self._build(derivation.of)
+            if function is None:
+                self._reasons[op] = f"{op} is {derivation.of}: {self.why_not(derivation.of)}"
+            return function
         if derivation is None:
             forward = self._forward(op)
             if forward is None:
@@ -238,7 +246,10 @@ class Adapter:
                 return forward(**constants, **dict(zip(names, tensors, strict=True)))
 
             tensors = [self.module.tensor(params[name]) for name in names]
-            return self.module.array(self._evaluate(f, tensors))
+            result = self._evaluate(f, tensors)
+            if isinstance(result, tuple | list):  # several outputs (y, argmax)
+                return tuple(self.module.array(r) for r in result)
+            return self.module.array(result)
 
         call.__name__ = op
         return call

@@ -22,8 +22,10 @@ refactor of refcnn cannot silently change a mutant.
 
 from __future__ import annotations
 
+import functools
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +33,7 @@ from numpy.lib.stride_tricks import as_strided
 
 import refcnn
 
-__all__ = ["install_refcnn", "pad_hw", "pair", "scatter_tap", "window_view"]
+__all__ = ["classic_form", "install_refcnn", "pad_hw", "pair", "scatter_tap", "window_view"]
 
 Array = npt.NDArray[Any]
 
@@ -48,6 +50,48 @@ def install_refcnn(module_name: str) -> None:
             setattr(module, name, getattr(refcnn, name))
     if "__all__" not in vars(module):
         module.__all__ = sorted(refcnn.__all__)  # type: ignore[attr-defined]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Keywords the classic 2-D NHWC API did not have (all for pooling; data_format and groups
+#: for convolution), and their defaults there.
+_NEW_KEYWORDS = {
+    "dilations": (1, (1, 1)),
+    "ceil_mode": (False,),
+    "data_format": (None, "NHWC"),
+    "groups": (1,),
+}
+
+
+def _is_classic(name: str, value: Any) -> bool:
+    defaults = _NEW_KEYWORDS[name]
+    return any(value is d or (type(value) is type(d) and value == d) for d in defaults)
+
+
+def classic_form(
+    correct: Callable[..., Any], new: tuple[str, ...] = tuple(_NEW_KEYWORDS)
+) -> Callable[[F], F]:
+    """Keep a mutant's bug in the classic 2-D NHWC form of its function.
+
+    The mutant is written against the tutorial API (no dilation for pooling, no ceil mode,
+    no channels-first layout, no groups); a call that uses one of those keywords beyond its
+    classic default goes to ``correct`` (refcnn's function), so the mutant still accepts
+    every call of the current API and is wrong exactly where its docstring says. ``new``
+    names the keywords that are new for this function.
+    """
+
+    def decorate(mutant: F) -> F:
+        @functools.wraps(mutant)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            extras = {k: kwargs.pop(k) for k in list(kwargs) if k in new}
+            if all(_is_classic(k, v) for k, v in extras.items()):
+                return mutant(*args, **kwargs)
+            return correct(*args, **kwargs, **extras)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def pair(value: Any) -> tuple[int, int]:

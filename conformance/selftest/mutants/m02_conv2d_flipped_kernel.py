@@ -18,12 +18,13 @@ import numpy as np
 import numpy.typing as npt
 
 import refcnn
-from conformance.selftest import install_refcnn
+from conformance.selftest import classic_form, install_refcnn
 
 TARGET = "test_conv2d"
 K_EXPR = "test_conv2d and not backward"
 
 
+@classic_form(refcnn.conv2d, new=("data_format", "groups"))
 def conv2d(
     x: npt.ArrayLike,
     w: npt.ArrayLike,

@@ -20,13 +20,14 @@ import numpy as np
 import numpy.typing as npt
 
 import refcnn
-from conformance.selftest import install_refcnn, pair, scatter_tap
+from conformance.selftest import classic_form, install_refcnn, pair, scatter_tap
 from refcnn.padding import normalize_padding, window_geometry
 
 TARGET = "test_conv2d_backward_input"
 K_EXPR = "test_conv2d_backward_input"
 
 
+@classic_form(refcnn.conv2d_backward_input, new=("data_format", "groups"))
 def conv2d_backward_input(
     dy: npt.ArrayLike,
     w: npt.ArrayLike,

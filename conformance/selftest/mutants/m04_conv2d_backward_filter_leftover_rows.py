@@ -22,13 +22,14 @@ import numpy as np
 import numpy.typing as npt
 
 import refcnn
-from conformance.selftest import install_refcnn, pad_hw, pair, window_view
+from conformance.selftest import classic_form, install_refcnn, pad_hw, pair, window_view
 from refcnn.padding import normalize_padding, window_geometry
 
 TARGET = "test_conv2d_backward_filter"
 K_EXPR = "test_conv2d_backward_filter"
 
 
+@classic_form(refcnn.conv2d_backward_filter, new=("data_format", "groups"))
 def conv2d_backward_filter(
     dy: npt.ArrayLike,
     x: npt.ArrayLike,

@@ -20,12 +20,13 @@ import numpy as np
 import numpy.typing as npt
 
 import refcnn
-from conformance.selftest import install_refcnn
+from conformance.selftest import classic_form, install_refcnn
 
 TARGET = "test_conv2d_backward_bias"
 K_EXPR = "test_conv2d_backward_bias"
 
 
+@classic_form(refcnn.conv2d_backward_bias, new=("data_format", "groups"))
 def conv2d_backward_bias(dy: npt.ArrayLike) -> npt.NDArray[Any]:
     """Mutant bias gradient: rows grouped by reshape (see the module docstring)."""
     expected = refcnn.conv2d_backward_bias(dy)

@@ -18,13 +18,14 @@ import numpy as np
 import numpy.typing as npt
 
 import refcnn
-from conformance.selftest import install_refcnn, pad_hw, pair
+from conformance.selftest import classic_form, install_refcnn, pad_hw, pair
 from refcnn.padding import normalize_padding, window_geometry
 
 TARGET = "test_max_pool2d"
 K_EXPR = "test_max_pool2d and not backward"
 
 
+@classic_form(refcnn.max_pool2d)
 def max_pool2d(
     x: npt.ArrayLike,
     ksize: Any,

@@ -19,13 +19,21 @@ import numpy as np
 import numpy.typing as npt
 
 import refcnn
-from conformance.selftest import install_refcnn, pad_hw, pair, scatter_tap, window_view
+from conformance.selftest import (
+    classic_form,
+    install_refcnn,
+    pad_hw,
+    pair,
+    scatter_tap,
+    window_view,
+)
 from refcnn.padding import normalize_padding, window_geometry
 
 TARGET = "test_max_pool2d_backward"
 K_EXPR = "test_max_pool2d_backward"
 
 
+@classic_form(refcnn.max_pool2d_backward)
 def max_pool2d_backward(
     dy: npt.ArrayLike,
     x: npt.ArrayLike,

@@ -20,12 +20,13 @@ import numpy as np
 import numpy.typing as npt
 
 import refcnn
-from conformance.selftest import install_refcnn
+from conformance.selftest import classic_form, install_refcnn
 
 TARGET = "test_avg_pool2d"
 K_EXPR = "test_avg_pool2d and not backward"
 
 
+@classic_form(refcnn.avg_pool2d)
 def avg_pool2d(
     x: npt.ArrayLike,
     ksize: Any,

@@ -19,13 +19,14 @@ import numpy as np
 import numpy.typing as npt
 
 import refcnn
-from conformance.selftest import install_refcnn, pair
+from conformance.selftest import classic_form, install_refcnn, pair
 from refcnn.padding import normalize_padding, window_geometry
 
 TARGET = "test_avg_pool2d_backward"
 K_EXPR = "test_avg_pool2d_backward"
 
 
+@classic_form(refcnn.avg_pool2d_backward)
 def avg_pool2d_backward(
     dy: npt.ArrayLike,
     input_shape: Any,
