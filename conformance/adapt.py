@@ -24,7 +24,9 @@ What the wrapper does, and what it never does
   receives NumPy *views* of the caller's arrays (an in-place write still reaches them, so
   the suite's "inputs never modified" check still sees it) and its 4-D results are
   transposed back. Results are not converted: an implementation must return NumPy arrays
-  of the input dtype, as the suite checks.
+  of the input dtype, as the suite checks. (The transposes are ``np.transpose``, so array
+  types that implement NumPy's ``__array_function__``, such as MyGrad tensors, keep their
+  type through the wrapper: :mod:`conformance.peers.mygrad_nnet` differentiates through it.)
 - Padding: ``"VALID"``, ``"SAME"``, ``"SAME_LOWER"`` and explicit pads are resolved by
   :mod:`refcnn.padding` into ``((top, bottom), (left, right))``. Where each axis is
   symmetric they become PyTorch's ``padding=p`` (an int, or ``(ph, pw)`` when the axes
@@ -34,12 +36,14 @@ What the wrapper does, and what it never does
   itself: that would replace the implementation's own padding code, the part most often
   wrong.
 - Arguments the PyTorch API spells differently: ``ksize`` -> ``kernel_size``,
-  ``strides`` -> ``stride``, ``dilations`` -> ``dilation``, ``axis`` -> ``dim``,
-  ``weights`` -> ``weight``; dense's ``(I, O)`` weight is ``linear``'s ``(O, I)``;
+  ``strides`` -> ``stride``, ``dilations`` -> ``dilation``, ``weights`` -> ``weight``;
+  refcnn's ``axis`` is the softmax family's ``dim``, passed positionally after the arrays;
+  dense's ``(I, O)`` weight is ``linear``'s ``(O, I)``;
   refcnn's ``softmax_cross_entropy`` is PyTorch's ``cross_entropy`` (logits, class axis
   moved to 1). ``count_include_pad`` is always passed: refcnn's default is ``False``,
   PyTorch's ``True``.
-- Options are passed by keyword. One the implementation's signature lacks is left out
+- Arrays (and ``kernel_size``, shapes) are passed positionally, options by keyword. One
+  the implementation's signature lacks is left out
   where the case needs PyTorch's default for it (an implementation without ``dilation``
   still serves every undilated case); where the case needs another value the call raises
   :class:`NotImplementedError` naming the missing parameter. ``weight=None`` and
@@ -496,10 +500,54 @@ def _dense_backward(f: _Target) -> Callable[..., Any]:
     return dense_backward
 
 
-def _same_arguments(f: _Target) -> Callable[..., Any]:
-    # Layout-free and with refcnn's positional arguments (x / dy, x / z, axis / dp, p, axis):
-    # the implementation's own function, unwrapped.
-    return f.function
+def _elementwise(f: _Target) -> Callable[..., Any]:
+    name = TORCH_STYLE[f.name].serves
+
+    def elementwise(x: Array) -> Any:
+        return f(name, x, defaults={})
+
+    elementwise.__name__ = elementwise.__qualname__ = name
+    elementwise.__doc__ = f"See refcnn.{name} (layout-free: the same call)."
+    return elementwise
+
+
+def _elementwise_backward(f: _Target) -> Callable[..., Any]:
+    name = TORCH_STYLE[f.name].serves
+
+    def elementwise_backward(dy: Array, x: Array) -> Any:
+        return f(name, dy, x, defaults={})
+
+    elementwise_backward.__name__ = elementwise_backward.__qualname__ = name
+    elementwise_backward.__doc__ = f"See refcnn.{name} (layout-free: the same call)."
+    return elementwise_backward
+
+
+def _softmax_like(f: _Target) -> Callable[..., Any]:
+    # softmax(z, axis), log_softmax(z, axis): PyTorch's dim is the same number, positional.
+    name = TORCH_STYLE[f.name].serves
+
+    def softmax_like(z: Array, axis: int = -1) -> Any:
+        return f(name, z, axis, defaults={})
+
+    softmax_like.__name__ = softmax_like.__qualname__ = name
+    softmax_like.__doc__ = f"See refcnn.{name} (layout-free; axis is PyTorch's dim)."
+    return softmax_like
+
+
+def _softmax_jacobian(f: _Target) -> Callable[..., Any]:
+    def softmax_jacobian(p: Array, axis: int = -1) -> Any:
+        """See refcnn.softmax_jacobian (layout-free; axis is PyTorch's dim)."""
+        return f("softmax_jacobian", p, axis, defaults={})
+
+    return softmax_jacobian
+
+
+def _softmax_backward(f: _Target) -> Callable[..., Any]:
+    def softmax_backward(dp: Array, p: Array, axis: int = -1) -> Any:
+        """See refcnn.softmax_backward (layout-free; axis is PyTorch's dim)."""
+        return f("softmax_backward", dp, p, axis, defaults={})
+
+    return softmax_backward
 
 
 def _moved(a: Array, axis: int) -> Array:
@@ -580,16 +628,16 @@ _BUILDERS: dict[str, Callable[[_Target], Callable[..., Any]]] = {
     "flatten_backward": _flatten_backward,
     "linear": _dense,
     "linear_backward": _dense_backward,
-    "relu": _same_arguments,
-    "relu_backward": _same_arguments,
-    "sigmoid": _same_arguments,
-    "sigmoid_backward": _same_arguments,
-    "tanh": _same_arguments,
-    "tanh_backward": _same_arguments,
-    "softmax": _same_arguments,
-    "log_softmax": _same_arguments,
-    "softmax_backward": _same_arguments,
-    "softmax_jacobian": _same_arguments,
+    "relu": _elementwise,
+    "relu_backward": _elementwise_backward,
+    "sigmoid": _elementwise,
+    "sigmoid_backward": _elementwise_backward,
+    "tanh": _elementwise,
+    "tanh_backward": _elementwise_backward,
+    "softmax": _softmax_like,
+    "log_softmax": _softmax_like,
+    "softmax_backward": _softmax_backward,
+    "softmax_jacobian": _softmax_jacobian,
     "cross_entropy": _softmax_cross_entropy,
     "cross_entropy_backward": _softmax_cross_entropy_backward,
 }

@@ -427,3 +427,12 @@ def test_suite_passes_the_wrapped_numpy_reference(tmp_path: Path) -> None:
     for (function, _), status in statuses.items():
         if function in expressed_everywhere:
             assert status == "pass", (function, status, tail)
+
+
+def test_layout_free_wrappers_take_refcnns_parameter_names() -> None:
+    # The frameworks' Adapter (and any caller) may pass refcnn's names by keyword; the
+    # PyTorch-style function still receives them positionally.
+    api = torch_style(reference)
+    z = np.array([[1.0, 2.0], [0.5, -1.0]])
+    np.testing.assert_array_equal(api.softmax(z=z, axis=0), reference.softmax(z, 0))
+    np.testing.assert_array_equal(api.relu_backward(dy=z, x=-z), reference.relu_backward(z, -z))
