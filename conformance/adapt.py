@@ -203,17 +203,28 @@ def _torch_padding(op: str, padding: Any, geometry: Geometry) -> int | tuple[int
     return top if top == left else (top, left)
 
 
+def _shape(a: Any) -> tuple[int, ...]:
+    # An array's own shape: array types that implement __array_function__ (MyGrad tensors)
+    # need not implement np.shape / np.ndim.
+    shape = getattr(a, "shape", None)
+    return tuple(shape) if shape is not None else tuple(np.shape(a))
+
+
+def _ndim(a: Any) -> int:
+    return len(_shape(a))
+
+
 def _nhwc_result(op: str, y: Any) -> Any:
     """Transpose a 4-D NCHW result back to NHWC (a clear error for anything else)."""
-    if np.ndim(y) != 4:
-        msg = f"{op}: the PyTorch-style function returned shape {np.shape(y)}, expected 4-D NCHW"
+    if _ndim(y) != 4:
+        msg = f"{op}: the PyTorch-style function returned shape {_shape(y)}, expected 4-D NCHW"
         raise ValueError(msg)
     return np.transpose(y, _NHWC)
 
 
 def _hwio_result(op: str, dw: Any) -> Any:
-    if np.ndim(dw) != 4:
-        msg = f"{op}: the PyTorch-style function returned shape {np.shape(dw)}, expected OIHW"
+    if _ndim(dw) != 4:
+        msg = f"{op}: the PyTorch-style function returned shape {_shape(dw)}, expected OIHW"
         raise ValueError(msg)
     return np.transpose(dw, _HWIO)
 
@@ -461,7 +472,7 @@ def _flatten_start_dim(op: str, ndim: int, axis: int) -> int:
 def _flatten(f: _Target) -> Callable[..., Any]:
     def flatten(x: Array, axis: int = 1) -> Any:
         """See refcnn.flatten (layout-free: the array is passed as it is)."""
-        start_dim = _flatten_start_dim("flatten", np.ndim(x), axis)
+        start_dim = _flatten_start_dim("flatten", _ndim(x), axis)
         return f("flatten", x, defaults=_FLATTEN_DEFAULTS, start_dim=start_dim)
 
     return flatten
@@ -552,7 +563,7 @@ def _softmax_backward(f: _Target) -> Callable[..., Any]:
 
 def _moved(a: Array, axis: int) -> Array:
     """Move the class axis to 1, PyTorch's (a 1-D row is PyTorch's unbatched input)."""
-    return a if np.ndim(a) < 2 else np.moveaxis(a, axis, 1)
+    return a if _ndim(a) < 2 else np.moveaxis(a, axis, 1)
 
 
 def _target(logits: Array, labels: Array, axis: int) -> Array:
@@ -609,7 +620,7 @@ def _softmax_cross_entropy_backward(f: _Target) -> Callable[..., Any]:
             reduction=reduction,
             label_smoothing=label_smoothing,
         )
-        return dz if np.ndim(logits) < 2 else np.moveaxis(dz, 1, axis)
+        return dz if _ndim(logits) < 2 else np.moveaxis(dz, 1, axis)
 
     return softmax_cross_entropy_backward
 

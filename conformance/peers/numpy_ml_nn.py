@@ -17,7 +17,9 @@ Translation
   every other mode as the explicit pads of :mod:`refcnn.padding` (which numpy-ml applies
   itself, in ``pad2D``).
 - ``conv2d`` family: ``layers.Conv2D`` (identity activation), bias ``(1, 1, 1, O)``;
-  ``b=None`` is a zero bias of the input dtype. Backward: ``Conv2D.backward``.
+  ``b=None`` is a zero bias of the input dtype. Backward: ``Conv2D.backward``. numpy-ml
+  refuses an empty output on purpose (its ``im2col`` checks ``out_rows > 0``): refused
+  here too. Its crashes (an empty batch in the backward pass) are left to the suite.
 - ``max_pool2d`` / ``avg_pool2d``: ``layers.Pool2D(mode="max" | "average")``. numpy-ml pads
   pooling with zeros (its documented ``pad``: "the number of rows/columns of 0's"), so a
   padded max pool, and an average without padding counted (``count_include_pad=False``), are
@@ -121,6 +123,12 @@ def _conv_layer(
     stride = _one_int(op, "stride", strides)
     dilation = _one_int(op, "dilation", dilations)
     mode, geometry = conv_geometry(op, x_shape, w.shape, strides, padding, dilations)
+    if 0 in geometry.out_hw:
+        msg = (
+            f"{op}: the output is empty (out_h, out_w) = {geometry.out_hw}, which numpy-ml's "
+            "im2col refuses by design ('Dimension mismatch during convolution')"
+        )
+        raise NotImplementedError(msg)
     kh, kw, _, o = w.shape
     layer = layers.Conv2D(
         int(o),

@@ -13,7 +13,8 @@ Translation
   the suite judges; explicit pads become ``pads = [top, left, bottom, right]``.
 - ``conv2d``: ``Conv`` (``kernel_shape``, ``strides``, ``dilations``, the bias as its third
   input). ``max_pool2d`` / ``avg_pool2d``: ``MaxPool`` / ``AveragePool`` (``kernel_shape``,
-  ``strides``, default the kernel; ``count_include_pad``).
+  ``strides``, default the kernel; ``count_include_pad``). An empty MaxPool output at
+  stride 1, which the evaluator refuses by design, is not expressible.
 - ``flatten``: ``Flatten(axis)``, which defines refcnn's flatten. ``dense``: ``Gemm``.
 - ``relu`` / ``sigmoid`` / ``tanh`` / ``softmax`` / ``log_softmax``: the ONNX operators of
   those names (``axis`` with opset >= 13 semantics: one axis).
@@ -114,6 +115,7 @@ def _padding(
     if mode in ("SAME", "SAME_LOWER"):
         return {"auto_pad": _AUTO_PAD[str(mode)]}
     axis_pads: AxisPads = ((0, 0), (0, 0)) if isinstance(mode, str) else mode
+    size_zero = False
     for n, k, s, d, (before, after) in zip(
         input_hw, kernel, strides, dilations, axis_pads, strict=True
     ):
@@ -125,6 +127,13 @@ def _padding(
                 "has a negative dimension (refcnn and TensorFlow give an empty output)"
             )
             raise NotImplementedError(msg)
+        size_zero = size_zero or size == 0
+    if op.startswith("max_pool2d") and strides == (1, 1) and size_zero:
+        msg = (
+            f"{op}: the output is empty; the evaluator's MaxPool at stride 1 refuses that by "
+            "design ('output shape cannot be null or negative')"
+        )
+        raise NotImplementedError(msg)
     if mode == "VALID":
         return {"auto_pad": "VALID"}
     (top, bottom), (left, right) = axis_pads
