@@ -20,6 +20,7 @@ __all__ = [
     "as_array",
     "as_axis",
     "as_bool",
+    "as_data_format",
     "as_floating",
     "as_index_tuple",
     "as_int",
@@ -90,10 +91,13 @@ def as_int(
     ``expected`` words the type error for arguments that also take something else (``"None
     or an int"``; the caller handles the other case).
     """
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+    if type(value) is int:  # the common case, without the ABC checks (a few microseconds)
+        number = value
+    elif isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
         msg = f"{op}: {name} must be {expected}, got {value!r} of type {type(value).__name__}"
         raise TypeError(msg)
-    number = operator.index(value)
+    else:
+        number = operator.index(value)
     if minimum is not None and number < minimum:
         msg = f"{op}: {name} must be >= {minimum}, got {number}"
         raise ValueError(msg)
@@ -160,6 +164,8 @@ def as_axis(
 
 def as_tuple(op: str, name: str, value: Any, *, rank: int, minimum: int = 1) -> tuple[int, ...]:
     """Normalize an int or ``rank`` ints (one per spatial axis), each ``>= minimum``."""
+    if type(value) is int and value >= minimum:  # the common case, without the ABC checks
+        return (value,) * rank
     if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
         items = list(value)
         if len(items) != rank:
@@ -173,6 +179,37 @@ def as_tuple(op: str, name: str, value: Any, *, rank: int, minimum: int = 1) -> 
         msg = f"{op}: {name} must be >= {minimum} on each axis, got {value!r}"
         raise ValueError(msg)
     return numbers_
+
+
+#: TensorFlow's data_format strings by spatial rank: (channels-last, channels-first).
+DATA_FORMATS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
+
+
+def as_data_format(op: str, value: Any, rank: int) -> bool:
+    """Return True for a channels-first ``data_format``, False for channels-last.
+
+    ``None`` is channels-last; otherwise TensorFlow's strings for ``rank`` spatial axes
+    (``"NWC"``/``"NCW"``, ``"NHWC"``/``"NCHW"``, ``"NDHWC"``/``"NCDHW"``). A string of another
+    rank is a ValueError naming the input's rank.
+    """
+    if value is None:
+        return False
+    last, first = DATA_FORMATS.get(rank, ("", ""))
+    if not isinstance(value, str):
+        msg = (
+            f"{op}: data_format must be None, {last!r} or {first!r}, got {value!r} of type "
+            f"{type(value).__name__}"
+        )
+        raise TypeError(msg)
+    if value not in {last, first}:
+        known = {f for pair in DATA_FORMATS.values() for f in pair}
+        why = f"a {len(value) - 2}-D format" if value in known else "unknown"
+        msg = (
+            f"{op}: data_format must be None, {last!r} or {first!r} for an input with {rank} "
+            f"spatial axes, got {value!r} ({why})"
+        )
+        raise ValueError(msg)
+    return value == first
 
 
 def as_pair(op: str, name: str, value: Any, *, minimum: int = 1) -> tuple[int, int]:
@@ -212,6 +249,12 @@ def check_addressable(op: str, name: str, shape: Sequence[int], itemsize: int) -
 
 def as_index_tuple(op: str, name: str, value: Any, *, length: int) -> tuple[int, ...]:
     """Normalize a shape argument: a sequence of ``length`` non-negative ints."""
+    if (
+        type(value) is tuple
+        and len(value) == length
+        and all(type(v) is int and v >= 0 for v in value)
+    ):  # the common case (an array's .shape), without the ABC checks
+        return value
     if value is None or isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
         msg = f"{op}: {name} must be a sequence of {length} ints, got {value!r}"
         raise TypeError(msg)
