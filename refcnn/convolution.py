@@ -555,11 +555,11 @@ def _windows(xp: Array, problem: Problem) -> Array:
     return as_strided(xp, shape=shape, strides=view_strides, writeable=False)
 
 
-def _im2col_chunks(x: Array, problem: Problem) -> tuple[Array, list[slice]]:
-    """Return the padded windows of ``x`` and the batch chunks of its column matrix."""
+def _im2col_chunks(x: Array, problem: Problem) -> tuple[Array, list[tuple[slice, slice]]]:
+    """Return the padded windows of ``x`` and the blocks its column matrix is built in."""
     view = _windows(_pad_or_crop(x, routes.crop_pads(problem)), problem)
     per_image = math.prod(problem.out) * math.prod(problem.kernel) * x.shape[-1] * x.itemsize
-    return view, routes.batch_chunks(x.shape[0], per_image)
+    return view, routes.row_chunks(x.shape[0], problem.out[0], per_image)
 
 
 def _gemm(a: Array, b: Array, out: Array) -> None:
@@ -611,6 +611,36 @@ def _filter_gradient_im2col(dy: Array, x: Array, problem: Problem, groups: int) 
     return routes.ungroup_filter(total, problem.kernel, groups)
 
 
+def _depthwise_subscripts(rank: int) -> tuple[str, str, str]:
+    """Return the einsum subscripts of the windows ``(N, *OS, *K, C)``, filter and ``dy``/``y``."""
+    out, taps = "ijk"[:rank], "pqr"[:rank]
+    return f"n{out}{taps}c", f"{taps}cm", f"n{out}cm"
+
+
+def _correlate_depthwise(x: Array, w: Array, problem: Problem, groups: int) -> Array:
+    """Depthwise (``groups == C``): ``y[n,i,c*m + j] = sum_p windows[n,i,p,c] * w[p,0,c*m + j]``.
+
+    One ``einsum`` over the window view: no column matrix (its GEMM would be one
+    matrix-vector product per channel, which BLAS does badly) and no temporaries.
+    """
+    n, c, o = x.shape[0], x.shape[-1], w.shape[-1]
+    view = _windows(_pad_or_crop(x, routes.crop_pads(problem)), problem)
+    windows_, filters, outputs = _depthwise_subscripts(len(problem.kernel))
+    filters_by_channel = w.reshape(*problem.kernel, c, o // c)
+    y: Array = np.einsum(f"{windows_},{filters}->{outputs}", view, filters_by_channel)
+    return y.reshape(n, *problem.out, o)
+
+
+def _filter_gradient_depthwise(dy: Array, x: Array, problem: Problem, groups: int) -> Array:
+    """Depthwise: ``dw[p,0,c*m + j] = sum_{n,i} windows[n,i,p,c] * dy[n,i,c*m + j]``."""
+    n, c, o = x.shape[0], x.shape[-1], dy.shape[-1]
+    view = _windows(_pad_or_crop(x, routes.crop_pads(problem)), problem)
+    windows_, filters, outputs = _depthwise_subscripts(len(problem.kernel))
+    by_channel = dy.reshape(n, *problem.out, c, o // c)
+    dw: Array = np.einsum(f"{windows_},{outputs}->{filters}", view, by_channel)
+    return dw.reshape(*problem.kernel, 1, o)
+
+
 def _input_gradient_rot180(op: str, dy: Array, w: Array, problem: Problem, groups: int) -> Array:
     """Input gradient by the textbook rule: zero-insert, pad, correlate with rot180(w).
 
@@ -659,8 +689,8 @@ def _input_gradient_rot180(op: str, dy: Array, w: Array, problem: Problem, group
 def _correlate(x: Array, w: Array, problem: Problem, groups: int, *, method: str = "auto") -> Array:
     """Forward core: ``y[n,i,o] = sum_{p,c} x[n, i*s + p*d - before, g(o)*Cg + c] * w[p,c,o]``.
 
-    ``x`` is channels-last and unpadded; ``method`` is ``"auto"``, ``"im2col"``, ``"taps"`` or
-    ``"depthwise"`` (the last only for ``groups == C``).
+    ``x`` is channels-last and unpadded; ``method`` is ``"auto"``, ``"im2col"``, ``"taps"``,
+    ``"depthwise"`` or ``"depthwise-taps"`` (the last two only for ``groups == C``).
     """
     n, c, o = x.shape[0], x.shape[-1], w.shape[-1]
     shape = (n, *problem.out, o)
@@ -696,12 +726,14 @@ _Route = Callable[[Array, Array, Problem, int], Array]
 _FORWARD_ROUTES: dict[str, _Route] = {
     "im2col": _correlate_im2col,
     "taps": routes.correlate_taps,
-    "depthwise": routes.correlate_depthwise,
+    "depthwise": _correlate_depthwise,
+    "depthwise-taps": routes.correlate_depthwise,
 }
 _FILTER_ROUTES: dict[str, _Route] = {
     "im2col": _filter_gradient_im2col,
     "taps": routes.filter_gradient_taps,
-    "depthwise": routes.filter_gradient_depthwise,
+    "depthwise": _filter_gradient_depthwise,
+    "depthwise-taps": routes.filter_gradient_depthwise,
 }
 
 

@@ -386,7 +386,7 @@ def _setup(case: ConvCase) -> routes.Problem:
 
 def forward_routes(case: ConvCase) -> list[str]:
     depthwise = case.groups > 1 and case.w_shape[-2] == 1
-    return ["im2col", "taps", *(["depthwise"] if depthwise else [])]
+    return ["im2col", "taps", *(["depthwise", "depthwise-taps"] if depthwise else [])]
 
 
 @given(conv_cases(max_side=5), st.integers(0, 2**32 - 1))
@@ -471,7 +471,8 @@ def test_routes_agree_on_any_offsets(case: ProblemCase, seed: int) -> None:
     x = random_fractions((2, *p.sizes, case.channels), seed)
     w = random_fractions((*p.kernel, case.channels // case.groups, case.out_channels), seed + 1)
     expected = correlate_by_definition(x, w, case)
-    methods = ["im2col", "taps"] + (["depthwise"] if case.channels == case.groups > 1 else [])
+    depthwise = case.channels == case.groups > 1
+    methods = ["im2col", "taps"] + (["depthwise", "depthwise-taps"] if depthwise else [])
     for method in methods:
         y = conv_module._correlate(x, w, p, case.groups, method=method)
         assert (y == expected).all(), method
@@ -1285,3 +1286,41 @@ def test_conv_transpose_with_huge_dilation_costs_nothing() -> None:
 def test_unaddressable_sizes_are_named_errors(call: Callable[[], object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@given(conv_cases(max_side=5), st.integers(0, 2**32 - 1))
+def test_chunk_boundaries_change_nothing(case: ConvCase, seed: int) -> None:
+    # With 64-byte chunks every image is cut along its first output axis and every batch
+    # chunk holds one image: the blocks must tile the output exactly.
+    x, w = small_ints(case.x_shape, seed), small_ints(case.w_shape, seed + 1)
+    dy = small_ints(output_shape(case), seed + 2)
+    expected = (
+        refcnn.conv(x, w, **case.kwargs()),
+        *refcnn.conv_backward(dy, x, w, **case.kwargs()),
+        refcnn.conv_backward_input(dy, w, x.shape, **case.kwargs(), method="col2im"),
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(routes, "CHUNK_BYTES", 64)
+        got = (
+            refcnn.conv(x, w, **case.kwargs()),
+            *refcnn.conv_backward(dy, x, w, **case.kwargs()),
+            refcnn.conv_backward_input(dy, w, x.shape, **case.kwargs(), method="col2im"),
+        )
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(got[0], _naive.conv(x, w, **case.kwargs()))
+
+
+def test_row_chunks_tile_each_image() -> None:
+    # An image of 5 rows with 3 chunks of buffer: 0.6 chunk per row, one row per block.
+    blocks = routes.row_chunks(2, 5, 3 * routes.CHUNK_BYTES)
+    rows = [(b.start, r.start, r.stop) for b, r in blocks]
+    assert rows == [(n, i, i + 1) for n in range(2) for i in range(5)]
+    assert all(b.stop - b.start == 1 for b, _ in blocks)
+    # 0.3 chunk per row: three rows per block.
+    blocks = routes.row_chunks(1, 5, 3 * routes.CHUNK_BYTES // 2)
+    assert [(r.start, r.stop) for _, r in blocks] == [(0, 3), (3, 5)]
+    assert routes.row_chunks(3, 5, routes.CHUNK_BYTES // 2) == [
+        (slice(0, 2), slice(None)),
+        (slice(2, 3), slice(None)),
+    ]
