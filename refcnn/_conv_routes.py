@@ -7,13 +7,14 @@ and against each other, exactly, in rational arithmetic). What lives here:
 - :class:`Problem` and :func:`restrict`: one correlation over ``r`` spatial axes, cut down to
   the outputs and kernel taps that read real input (:func:`refcnn.padding.live_span`), so
   pads and dilations that only reach padding cost nothing;
-- the route choice (:func:`forward_method`, :func:`input_gradient_method`) and the batch
-  chunking of the column buffers (:func:`batch_chunks`);
+- the route choice (:func:`forward_method`, :func:`input_gradient_method`) and the chunking
+  of the column buffers (:func:`batch_chunks`, :func:`row_chunks`);
 - ``taps``: one GEMM per kernel tap on the strided slice of the *unpadded* input that the tap
   meets (no padded copy, no column buffer), for problems whose im2col buffer or padded input
   would be large;
-- ``depthwise``: the same tap loop as elementwise multiply-adds, for ``groups == C`` (a GEMM
-  with one input channel per group is a matrix-vector product, which BLAS does badly);
+- ``depthwise-taps``: the same tap loop as elementwise multiply-adds, for ``groups == C``
+  when the padded input that the depthwise einsum of :mod:`refcnn.convolution` reads would be
+  mostly padding;
 - ``col2im``: the input gradient as the adjoint of im2col, scattered into channel-first
   phase planes;
 - ``polyphase``: the textbook input gradient split by stride phase, so the zeros it inserts
@@ -342,70 +343,34 @@ def filter_gradient_taps(dy: Array, x: Array, problem: Problem, groups: int) -> 
     return dw
 
 
-# --- depthwise: groups == C ---------------------------------------------------------------------
-
-
-def _merged_rows(a: Array) -> Array | None:
-    """View of ``a`` with its last two axes merged, when their elements are contiguous.
-
-    A stride-1 tap of a channels-last array meets whole rows of ``W * C`` contiguous
-    elements; NumPy's loops then run over one long axis instead of ``W`` short ones.
-    """
-    if a.ndim < 3 or a.strides[-1] != a.itemsize or a.strides[-2] != a.shape[-1] * a.itemsize:
-        return None
-    shape = (*a.shape[:-2], a.shape[-2] * a.shape[-1])
-    return np.lib.stride_tricks.as_strided(a, shape=shape, strides=(*a.strides[:-2], a.itemsize))
+# --- depthwise: groups == C, when the padded input would be mostly padding ---------------------
 
 
 def correlate_depthwise(x: Array, w: Array, problem: Problem, groups: int) -> Array:
-    """Forward correlation with one input channel per group, as elementwise multiply-adds.
+    """Forward correlation with one input channel per group, tap by live tap.
 
-    ``y[..., c*m + j] += x_tap[..., c] * w[tap, 0, c*m + j]`` for every live tap, batch chunk
-    by batch chunk so the output block stays in cache across the taps.
+    ``y[..., c*m + j] += x_tap[..., c] * w[tap, 0, c*m + j]`` on the strided slice of the
+    unpadded input each tap meets.
     """
     n, c, o = x.shape[0], x.shape[-1], w.shape[-1]
     assert groups == c, (groups, c)
-    m = o // c
-    y = np.zeros((n, *problem.out, c, m), dtype=x.dtype)
-    taps = list(_taps(problem))
-    per_image = math.prod(problem.out) * o * x.itemsize
-    for chunk in batch_chunks(n, per_image):
-        for tap, outs, ins in taps:
-            xs = x[spatial(ins, chunk)]
-            weights = w[tap].reshape(c, m)
-            target = y[spatial(outs, chunk)]
-            if m == 1:
-                _multiply_add(target[..., 0], xs, weights[:, 0])
-            else:
-                target += xs[..., None] * weights
+    y = np.zeros((n, *problem.out, c, o // c), dtype=x.dtype)
+    for tap, outs, ins in _taps(problem):
+        y[spatial(outs)] += x[spatial(ins)][..., None] * w[tap].reshape(c, o // c)
     return y.reshape(n, *problem.out, o)
-
-
-def _multiply_add(target: Array, xs: Array, weights: Array) -> None:
-    """``target += xs * weights`` (``weights`` along the last axis), on merged rows if possible."""
-    rows_target, rows_x = _merged_rows(target), _merged_rows(xs)
-    if rows_target is not None and rows_x is not None and target.dtype != object:
-        tiled = np.tile(weights, target.shape[-2])
-        product = np.multiply(rows_x, tiled)
-        np.add(rows_target, product, out=rows_target)
-        return
-    target += xs * weights
 
 
 def filter_gradient_depthwise(dy: Array, x: Array, problem: Problem, groups: int) -> Array:
     """``dw[tap, 0, c*m + j] = sum over outputs of x_tap[..., c] * dy[..., c*m + j]``."""
     c, o = x.shape[-1], dy.shape[-1]
     assert groups == c, (groups, c)
-    m = o // c
     dw = np.zeros((*problem.kernel, 1, o), dtype=dy.dtype)
+    # Explicit subscripts: NumPy's einsum refuses an ellipsis for object arrays.
+    axes = "nijk"[: len(problem.kernel) + 1]
     for tap, outs, ins in _taps(problem):
-        xs = _flat(x[spatial(ins)])
-        grads = _flat(dy[spatial(outs)]).reshape(-1, c, m)
-        products = xs[:, :, None] * grads
-        # Column sums as a matrix-vector product: NumPy's sum over axis 0 walks one short
-        # row at a time; BLAS does it in one pass with the same error bound.
-        ones = np.ones(products.shape[0], dtype=products.dtype)
-        dw[tap][0] = (ones @ products.reshape(products.shape[0], o)).reshape(o)
+        grads = dy[spatial(outs)]
+        grads = grads.reshape(*grads.shape[:-1], c, o // c)
+        dw[tap][0] = np.einsum(f"{axes}c,{axes}cm->cm", x[spatial(ins)], grads).reshape(o)
     return dw
 
 
