@@ -510,33 +510,49 @@ def conv3d(
 # --- the readable routes -----------------------------------------------------------------------
 
 
-def _pad_or_crop(x: Array, pads: Sequence[tuple[int, int]]) -> Array:
+def _pad_or_crop(x: Array, pads: tuple[tuple[int, int], ...]) -> Array:
     """Zero-pad the spatial axes of a channels-last array; a negative pad crops instead.
 
     Axis ``a`` of the result is the window ``[-before, n + after)`` of ``x`` extended by zeros,
     so a crop larger than the array still gives the right (all-zero) length. A pure crop is
     a view.
     """
-    sizes = x.shape[1:-1]
-    if all(before == 0 and after == 0 for before, after in pads):
+    plan = _pad_plan(x.shape[1:-1], pads)
+    if plan is None:
         return x
+    shape, keep, place = plan
+    if place is None:
+        return x[spatial(keep)]
+    padded = np.zeros((x.shape[0], *shape, x.shape[-1]), dtype=x.dtype)
+    if all(part.start < part.stop for part in keep):
+        padded[spatial(place)] = x[spatial(keep)]
+    return padded
+
+
+@functools.lru_cache(maxsize=256)
+def _pad_plan(
+    sizes: tuple[int, ...], pads: tuple[tuple[int, int], ...]
+) -> tuple[tuple[int, ...], tuple[slice, ...], tuple[slice, ...] | None] | None:
+    """Plan :func:`_pad_or_crop`: ``(padded sizes, kept input block, its place)`` (cached).
+
+    ``None`` when nothing changes; ``place`` is ``None`` for a pure crop (a view).
+    """
+    if all(before == 0 and after == 0 for before, after in pads):
+        return None
     keep = tuple(
         slice(max(-before, 0), min(n, n + after))
         for n, (before, after) in zip(sizes, pads, strict=True)
     )
-    if all(before <= 0 and after <= 0 for before, after in pads):
-        return x[spatial(keep)]
     shape = tuple(
         max(n + before + after, 0) for n, (before, after) in zip(sizes, pads, strict=True)
     )
-    padded = np.zeros((x.shape[0], *shape, x.shape[-1]), dtype=x.dtype)
-    if all(part.start < part.stop for part in keep):
-        place = tuple(
-            slice(part.start + before, part.stop + before)
-            for part, (before, _) in zip(keep, pads, strict=True)
-        )
-        padded[spatial(place)] = x[spatial(keep)]
-    return padded
+    if all(before <= 0 and after <= 0 for before, after in pads):
+        return shape, keep, None
+    place = tuple(
+        slice(part.start + before, part.stop + before)
+        for part, (before, _) in zip(keep, pads, strict=True)
+    )
+    return shape, keep, place
 
 
 def _windows(xp: Array, problem: Problem) -> Array:
