@@ -633,10 +633,44 @@ def _filter_gradient_im2col(dy: Array, x: Array, problem: Problem, groups: int) 
     return routes.ungroup_filter(total, problem.kernel, groups)
 
 
-def _depthwise_subscripts(rank: int) -> tuple[str, str, str]:
-    """Return the einsum subscripts of the windows ``(N, *OS, *K, C)``, filter and ``dy``/``y``."""
-    out, taps = "ijk"[:rank], "pqr"[:rank]
-    return f"n{out}{taps}c", f"{taps}cm", f"n{out}cm"
+class _DepthwiseView(NamedTuple):
+    """Windows of the padded input for the depthwise einsums, with their subscripts."""
+
+    view: Array
+    merged: bool  # the last output axis and the channel axis are one axis k = j*C + c
+    windows: str  # subscripts of ``view``
+    filters: str  # of the filter, (*K, C, m) or, merged, (*K, OW*C, m)
+    outputs: str  # of y or dy, (N, *OS, C, m) or, merged, (N, *OS[:-1], OW*C, m)
+
+
+def _depthwise_windows(x: Array, problem: Problem) -> _DepthwiseView:
+    """``view[n, i, p, c] = xp[n, i*s + p*d, c]`` for the depthwise einsums.
+
+    When the last spatial axis has stride 1 and its elements and channels are contiguous
+    (channels-last), its output index ``j`` and the channel ``c`` merge into one axis
+    ``k = j*C + c`` (tap ``q`` is an offset of ``q*d*C`` elements within a row): the einsum's
+    inner loop then runs over ``OW*C`` elements instead of ``C`` (3x faster in float32 on
+    the benchmark shape).
+    """
+    xp = _pad_or_crop(x, routes.crop_pads(problem))
+    rank = len(problem.kernel)
+    taps = "pqr"[:rank]
+    merged = problem.strides[-1] == 1 and xp.strides[-2] == xp.shape[-1] * xp.strides[-1]
+    if not merged:
+        out = "ijk"[:rank]
+        view = _windows(xp, problem)
+        return _DepthwiseView(view, False, f"n{out}{taps}c", f"{taps}cm", f"n{out}cm")
+    out = "ij"[: rank - 1]
+    sn, *axis_strides, sc = xp.strides
+    shape = (xp.shape[0], *problem.out[:-1], *problem.kernel, problem.out[-1] * xp.shape[-1])
+    view_strides = (
+        sn,
+        *(st * s for st, s in zip(axis_strides[:-1], problem.strides[:-1], strict=True)),
+        *(st * d for st, d in zip(axis_strides, problem.dilations, strict=True)),
+        sc,
+    )
+    view = as_strided(xp, shape=shape, strides=view_strides, writeable=False)
+    return _DepthwiseView(view, True, f"n{out}{taps}k", f"{taps}km", f"n{out}km")
 
 
 def _correlate_depthwise(x: Array, w: Array, problem: Problem, groups: int) -> Array:
@@ -646,20 +680,28 @@ def _correlate_depthwise(x: Array, w: Array, problem: Problem, groups: int) -> A
     matrix-vector product per channel, which BLAS does badly) and no temporaries.
     """
     n, c, o = x.shape[0], x.shape[-1], w.shape[-1]
-    view = _windows(_pad_or_crop(x, routes.crop_pads(problem)), problem)
-    windows_, filters, outputs = _depthwise_subscripts(len(problem.kernel))
-    filters_by_channel = w.reshape(*problem.kernel, c, o // c)
-    y: Array = np.einsum(f"{windows_},{filters}->{outputs}", view, filters_by_channel)
+    plan = _depthwise_windows(x, problem)
+    filters = w.reshape(*problem.kernel, c, o // c)
+    if plan.merged:  # the filter repeated along the merged (output column, channel) axis
+        ow = problem.out[-1]
+        tiled = np.broadcast_to(filters[..., None, :, :], (*problem.kernel, ow, c, o // c))
+        filters = tiled.reshape(*problem.kernel, ow * c, o // c)
+    y: Array = np.einsum(f"{plan.windows},{plan.filters}->{plan.outputs}", plan.view, filters)
     return y.reshape(n, *problem.out, o)
 
 
 def _filter_gradient_depthwise(dy: Array, x: Array, problem: Problem, groups: int) -> Array:
     """Depthwise: ``dw[p,0,c*m + j] = sum_{n,i} windows[n,i,p,c] * dy[n,i,c*m + j]``."""
     n, c, o = x.shape[0], x.shape[-1], dy.shape[-1]
-    view = _windows(_pad_or_crop(x, routes.crop_pads(problem)), problem)
-    windows_, filters, outputs = _depthwise_subscripts(len(problem.kernel))
-    by_channel = dy.reshape(n, *problem.out, c, o // c)
-    dw: Array = np.einsum(f"{windows_},{outputs}->{filters}", view, by_channel)
+    plan = _depthwise_windows(x, problem)
+    if plan.merged:
+        ow = problem.out[-1]
+        grads = dy.reshape(n, *problem.out[:-1], ow * c, o // c)
+    else:
+        grads = dy.reshape(n, *problem.out, c, o // c)
+    dw: Array = np.einsum(f"{plan.windows},{plan.outputs}->{plan.filters}", plan.view, grads)
+    if plan.merged:  # the merged axis still holds one partial sum per output column
+        dw = dw.reshape(*problem.kernel, problem.out[-1], c, o // c).sum(axis=len(problem.kernel))
     return dw.reshape(*problem.kernel, 1, o)
 
 
