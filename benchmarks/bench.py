@@ -149,7 +149,85 @@ class XentCase:
         return f"softmax-xent {self.shape[0]}x{self.shape[1]}"
 
 
-Case = ConvCase | PoolCase | XentCase
+# --- N-d, grouped, depthwise and transposed convolutions (refcnn.conv, conv_transpose) ---------
+
+
+@dataclass(frozen=True)
+class ConvNdCase:
+    """A ``refcnn.conv`` of channels-last ``x`` (any rank, groups) or a ``conv_transpose``.
+
+    ``w_shape`` is refcnn's filter: ``(*K, C/groups, O)`` for a conv, the forward conv's
+    ``(*K, C_out/groups, C_in)`` for a transposed one.
+    """
+
+    name: str
+    kind: str  # label prefix: "depthwise", "grouped", "conv1d", "conv3d", "conv_transpose"
+    x_shape: tuple[int, ...]
+    w_shape: tuple[int, ...]
+    stride: int
+    padding: Mode
+    groups: int = 1
+    transpose: bool = False
+
+    @property
+    def rank(self) -> int:
+        """Number of spatial axes."""
+        return len(self.x_shape) - 2
+
+    @property
+    def label(self) -> str:
+        """Human-readable description for the table."""
+        x, w = "x".join(map(str, self.x_shape)), "x".join(map(str, self.w_shape))
+        groups = f" g{self.groups}" if self.groups > 1 else ""
+        return f"{self.kind} {x} * {w} s{self.stride} {self.padding}{groups}"
+
+    def windows(self) -> Windows:
+        """Windows of the forward conv (of the output, for a transposed conv)."""
+        spatial = self.x_shape[1:-1]
+        if self.transpose:  # SAME: the output is input * stride
+            spatial = tuple(n * self.stride for n in spatial)
+        return windows(
+            spatial,
+            self.w_shape[: self.rank],
+            (self.stride,) * self.rank,
+            (1,) * self.rank,
+            normalize_padding("bench", self.padding, self.rank),
+        )
+
+    def y_shape(self) -> tuple[int, ...]:
+        """Shape of the op's output."""
+        n = self.x_shape[0]
+        if self.transpose:
+            spatial = tuple(s * self.stride for s in self.x_shape[1:-1])
+            return (n, *spatial, self.groups * self.w_shape[-2])
+        return (n, *self.windows().out, self.w_shape[-1])
+
+    def gemm_shape(self) -> tuple[int, int, int]:
+        """``(M, K, N)`` of a dense GEMM with the same multiply-adds as the forward pass."""
+        small = self.x_shape[1:-1] if self.transpose else self.windows().out
+        kernel = math.prod(self.w_shape[: self.rank])
+        return self.x_shape[0] * math.prod(small), kernel * self.w_shape[-2], self.w_shape[-1]
+
+    def flops(self) -> int:
+        """Multiply-adds times two of the forward pass."""
+        m, k, n = self.gemm_shape()
+        return 2 * m * k * n
+
+
+CONV_ND_CASES: tuple[ConvNdCase, ...] = (
+    ConvNdCase("depthwise-56", "depthwise", (16, 56, 56, 64), (3, 3, 1, 64), 1, "SAME", 64),
+    ConvNdCase("grouped-28", "grouped", (16, 28, 28, 128), (3, 3, 32, 128), 1, "SAME", 4),
+    ConvNdCase("conv1d-256", "conv1d", (32, 256, 64), (5, 64, 64), 1, "SAME"),
+    ConvNdCase("conv3d-16", "conv3d", (4, 16, 16, 16, 16), (3, 3, 3, 16, 32), 1, "SAME"),
+    ConvNdCase(
+        "transpose-16s2", "conv_transpose", (8, 16, 16, 64), (4, 4, 32, 64), 2, "SAME", 1, True
+    ),
+)
+
+# --- end of the N-d convolution cases ---------------------------------------------------------
+
+
+Case = ConvCase | ConvNdCase | PoolCase | XentCase
 
 CASES: tuple[Case, ...] = (
     ConvCase("conv-mnist", (1, 28, 28, 1), (3, 3, 1, 8), 1, "VALID"),
@@ -166,6 +244,7 @@ CASES: tuple[Case, ...] = (
     PoolCase("avgpool2s2-32", "avg", (32, 32, 32, 16), 2, 2, "VALID"),
     XentCase("xent-256x10", (256, 10)),
     XentCase("xent-64x1000", (64, 1000)),
+    *CONV_ND_CASES,
 )
 
 
@@ -371,6 +450,151 @@ def _tf_conv(tf: Any, case: ConvCase, op: str, x: Array, w: Array, b: Array, dy:
 
     both = tf.function(_both, autograph=False)
     return Prepared(lambda: both(xt, wt, bt, dyt), lambda r: np.asarray(_first(r).numpy()))
+
+
+# --- N-d, grouped, depthwise and transposed convolutions: thunks -------------------------------
+
+
+def _prepare_conv_nd(
+    case: ConvNdCase, dtype: str, op: str, fw: Frameworks
+) -> tuple[dict[str, Prepared | str], Prepared]:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(case.x_shape).astype(dtype)
+    w = rng.standard_normal(case.w_shape) / math.sqrt(math.prod(case.w_shape[:-1]))
+    w = w.astype(dtype)
+    y_shape = case.y_shape()
+    b = rng.standard_normal(y_shape[-1]).astype(dtype)
+    dy = rng.standard_normal(y_shape).astype(dtype)
+    kwargs: dict[str, Any] = {
+        "strides": case.stride,
+        "padding": case.padding,
+        "groups": case.groups,
+    }
+    out: dict[str, Prepared | str] = {}
+    if case.transpose:
+
+        def ref_fwd() -> Array:
+            return refcnn.conv_transpose(x, w, b, **kwargs)
+
+        def ref_both() -> tuple[Array, ...]:
+            # y = A^T x for the conv A of w: dx = A dy, dw = the conv's filter gradient
+            # with dy as its input and x as its upstream gradient.
+            y = ref_fwd()
+            dx = refcnn.conv(dy, w, **kwargs)
+            dw = refcnn.conv_backward_filter(x, dy, w.shape, **kwargs)
+            return dx, dw, refcnn.conv_backward_bias(dy), y
+
+    else:
+
+        def ref_fwd() -> Array:
+            return refcnn.conv(x, w, b, **kwargs)
+
+        def ref_both() -> tuple[Array, ...]:
+            y = ref_fwd()
+            return (*refcnn.conv_backward(dy, x, w, **kwargs), y)
+
+    out["refcnn"] = Prepared(ref_fwd, np.asarray) if op == "fwd" else Prepared(ref_both, _np_first)
+    if fw.torch is not None:
+        out["torch"] = _torch_conv_nd(fw.torch, case, op, x, w, b, dy)
+    if fw.tf is not None:
+        out["tf"] = _tf_conv_nd(fw.tf, case, op, x, w, b, dy)
+    m, k, n = case.gemm_shape()
+    a_mat = rng.standard_normal((m, k)).astype(dtype)
+    b_mat = rng.standard_normal((k, n)).astype(dtype)
+    return out, Prepared(lambda: a_mat @ b_mat, np.asarray)
+
+
+def _channels_first(a: Array) -> Array:
+    return np.ascontiguousarray(np.moveaxis(a, -1, 1))
+
+
+def _torch_conv_nd(
+    torch: Any, case: ConvNdCase, op: str, x: Array, w: Array, b: Array, dy: Array
+) -> Prepared | str:
+    f = torch.nn.functional
+    pads = case.windows().pads
+    if any(before != after for before, after in pads):
+        return "n/a (asymmetric pads)"
+    padding = tuple(before for before, _ in pads)
+    xt, dyt = torch.from_numpy(_channels_first(x)), torch.from_numpy(_channels_first(dy))
+    # torch: conv weight (O, C/groups, *K); conv_transpose weight (C_in, C_out/groups, *K).
+    wt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(w, (-1, -2), (0, 1))))
+    bt = torch.from_numpy(b.copy())
+    if case.transpose:
+        function = {1: f.conv_transpose1d, 2: f.conv_transpose2d, 3: f.conv_transpose3d}[case.rank]
+    else:
+        function = {1: f.conv1d, 2: f.conv2d, 3: f.conv3d}[case.rank]
+
+    def conv(xi: Any, wi: Any, bi: Any) -> Any:
+        return function(xi, wi, bi, stride=case.stride, padding=padding, groups=case.groups)
+
+    def channels_last(r: object) -> Array:
+        return np.moveaxis(np.asarray(_first(r).detach().numpy()), 1, -1)
+
+    if op == "fwd":
+
+        def run() -> object:
+            with torch.no_grad():
+                return conv(xt, wt, bt)
+
+        return Prepared(run, channels_last)
+    xg, wg, bg = (t.clone().requires_grad_(True) for t in (xt, wt, bt))
+
+    def run_both() -> object:
+        y = conv(xg, wg, bg)
+        return (*torch.autograd.grad(y, (xg, wg, bg), dyt), y)
+
+    return Prepared(run_both, channels_last)
+
+
+def _tf_conv_nd(
+    tf: Any, case: ConvNdCase, op: str, x: Array, w: Array, b: Array, dy: Array
+) -> Prepared | str:
+    xt, bt, dyt = (tf.constant(a) for a in (x, b, dy))
+    s, pad, rank = case.stride, case.padding, case.rank
+    channels = case.x_shape[-1]
+    if case.transpose:
+        if case.groups != 1:
+            return "n/a (grouped transpose)"
+        wt = tf.constant(w)  # TF's conv_transpose filter is (*K, C_out, C_in), as refcnn's
+        shape = case.y_shape()
+
+        def conv(xi: Any, wi: Any) -> Any:
+            return tf.nn.conv_transpose(xi, wi, shape, s, pad)
+
+    elif case.groups == channels and rank == 2:
+        kh, kw, _, o = case.w_shape
+        wt = tf.constant(w.reshape(kh, kw, channels, o // channels))  # channel c*m + j
+
+        def conv(xi: Any, wi: Any) -> Any:
+            return tf.nn.depthwise_conv2d(xi, wi, [1, s, s, 1], pad)
+
+    else:
+        wt = tf.constant(w)
+        function = {1: tf.nn.conv1d, 2: tf.nn.conv2d, 3: tf.nn.conv3d}[rank]
+        strides = s if rank < 3 else [1, s, s, s, 1]
+
+        def conv(xi: Any, wi: Any) -> Any:
+            return function(xi, wi, strides, pad)
+
+    def biased(xi: Any, wi: Any, bi: Any) -> Any:
+        return tf.nn.bias_add(conv(xi, wi), bi)
+
+    if op == "fwd":
+        fwd = tf.function(biased, autograph=False)
+        return Prepared(lambda: fwd(xt, wt, bt), lambda r: np.asarray(_first(r).numpy()))
+
+    def _both(xi: Any, wi: Any, bi: Any, dyi: Any) -> Any:
+        with tf.GradientTape() as tape:
+            tape.watch([xi, wi, bi])
+            y = biased(xi, wi, bi)
+        return (*tape.gradient(y, [xi, wi, bi], output_gradients=dyi), y)
+
+    both = tf.function(_both, autograph=False)
+    return Prepared(lambda: both(xt, wt, bt, dyt), lambda r: np.asarray(_first(r).numpy()))
+
+
+# --- end of the N-d convolution thunks ---------------------------------------------------------
 
 
 def _prepare_pool(case: PoolCase, dtype: str, op: str, fw: Frameworks) -> dict[str, Prepared | str]:
@@ -908,7 +1132,9 @@ class Row:
 
     def gemm_gflops(self) -> float | None:
         """GFLOP/s of the same-size NumPy GEMM (conv cases only)."""
-        if self.gemm is None or self.gemm.median is None or not isinstance(self.case, ConvCase):
+        if self.gemm is None or self.gemm.median is None:
+            return None
+        if not isinstance(self.case, ConvCase | ConvNdCase):
             return None
         m, k, n = self.case.gemm_shape()
         return 2 * m * k * n / (self.gemm.median * 1e9)
@@ -935,7 +1161,9 @@ class Row:
             "flops": self.flops,
             "refcnn_gflops": self.refcnn_gflops(),
             "gemm_shape_mkn": (
-                list(self.case.gemm_shape()) if isinstance(self.case, ConvCase) else None
+                list(self.case.gemm_shape())
+                if isinstance(self.case, ConvCase | ConvNdCase)
+                else None
             ),
             "gemm_median_ms": (
                 None if self.gemm is None or self.gemm.median is None else 1e3 * self.gemm.median
@@ -956,6 +1184,9 @@ def run_case(
         flops = case.flops() * (3 if op == "fwd+bwd" else 1)
     elif isinstance(case, PoolNdCase):  # issue 12
         thunks = _prepare_pool_nd(case, dtype, op, fw)
+    elif isinstance(case, ConvNdCase):
+        thunks, gemm = _prepare_conv_nd(case, dtype, op, fw)
+        flops = case.flops() * (3 if op == "fwd+bwd" else 1)
     elif isinstance(case, PoolCase):
         thunks = _prepare_pool(case, dtype, op, fw)
     else:

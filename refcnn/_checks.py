@@ -46,6 +46,7 @@ __all__ = [
     "check_upstream_shape",
     "describe",
     "ieee_arithmetic",
+    "is_channels_first",
     "layout_name",
     "require_same_dtype",
 ]
@@ -151,12 +152,15 @@ def as_int(
     ``expected`` words the type error for arguments that also take something else (``"None
     or an int"``; the caller handles the other case).
     """
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+    if type(value) is int:  # the common case, without the ABC checks (a few microseconds)
+        number = value
+    elif isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
         msg = (
             f"{op}: {name} must be {expected}, got {describe(value)} of type {type(value).__name__}"
         )
         raise TypeError(msg)
-    number = operator.index(value)
+    else:
+        number = operator.index(value)
     if minimum is not None and number < minimum:
         msg = f"{op}: {name} must be >= {minimum}, got {describe(number)}"
         raise ValueError(msg)
@@ -338,6 +342,8 @@ def _items(op: str, name: str, value: Any, *, longest: int, expected: str) -> li
 
 def as_tuple(op: str, name: str, value: Any, *, rank: int, minimum: int = 1) -> tuple[int, ...]:
     """Normalize an int or ``rank`` ints (one per spatial axis), each ``>= minimum``."""
+    if type(value) is int and value >= minimum:  # the common case, without the ABC checks
+        return (value,) * rank
     kind = "a pair (h, w)" if rank == 2 else f"a sequence of {rank} ints"
     items = _items(op, name, value, longest=rank, expected=f"an int or {kind}")
     if items is not None:
@@ -412,6 +418,12 @@ def as_index_tuple(
     shape); ``length=None`` takes any length up to :data:`MAX_NDIM` (a shape NumPy could hold).
     """
     lengths = None if length is None else ((length,) if isinstance(length, int) else length)
+    if (
+        type(value) is tuple
+        and (lengths is None or len(value) in lengths)
+        and all(type(v) is int and v >= 0 for v in value)
+    ):  # the common case (an array's .shape), without the ABC checks
+        return value
     count = "" if lengths is None else " or ".join(str(n) for n in lengths) + " "
     longest = MAX_NDIM if lengths is None else max(lengths)
     items = _items(op, name, value, longest=longest, expected=f"{count}non-negative ints")
@@ -539,6 +551,11 @@ def as_data_format(op: str, value: Any, *, rank: int | None = None) -> tuple[int
     raise ValueError(msg)
 
 
+def is_channels_first(op: str, value: Any, rank: int) -> bool:
+    """Validate ``data_format`` for ``rank`` spatial axes; True when channels come first."""
+    return as_data_format(op, value, rank=rank)[1]
+
+
 def _names_for(rank: int) -> str:
     """``"'NHWC' or 'NCHW'"``: the data_format strings of ``rank`` spatial axes."""
     last, first = DATA_FORMATS[rank]
@@ -592,8 +609,11 @@ def cast_result(result: Any, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
     would give; NumPy's "overflow encountered in cast" warning is silenced, as refcnn never
     warns about a result that IEEE arithmetic represents (float16 overflows easily).
     """
+    array: npt.NDArray[Any] = np.asarray(result)
+    if array.dtype == dtype:  # nothing to round (and no errstate to enter: 2 us per call)
+        return array
     with np.errstate(over="ignore"):
-        cast: npt.NDArray[Any] = np.asarray(result).astype(dtype, copy=False)
+        cast: npt.NDArray[Any] = array.astype(dtype, copy=False)
     return cast
 
 

@@ -7,13 +7,15 @@ padding geometry, so a bug in the fast path cannot be mirrored here by accident.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from refcnn.padding import normalize_padding, window_geometry
+from refcnn.padding import axis_geometry, normalize_padding, window_geometry, windows
 
 Array = npt.NDArray[Any]
 
@@ -122,6 +124,192 @@ def conv2d_backward_filter(
                                 if 0 <= r < h_ and 0 <= col < w_:
                                     dw_[p, q, c, o] += x[n, r, col, c] * dy[n, i, j, o]
     return dw_
+
+
+# --- convolution over any number of spatial axes, with groups (channels-last) -----------------
+
+
+def _per_axis(value: Any, rank: int) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,) * rank
+    return tuple(int(v) for v in value)
+
+
+def _positions(sizes: Sequence[int]) -> Iterator[tuple[int, ...]]:
+    return itertools.product(*(range(n) for n in sizes))
+
+
+def _conv_geometry(
+    x_shape: tuple[int, ...], k: tuple[int, ...], strides: Any, padding: Any, dilations: Any
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """``(out, before, strides, dilations)`` per spatial axis, from :mod:`refcnn.padding`."""
+    rank = len(x_shape) - 2
+    s, d = _per_axis(strides, rank), _per_axis(dilations, rank)
+    res = windows(x_shape[1:-1], k, s, d, normalize_padding("naive", padding, rank))
+    return res.out, tuple(before for before, _ in res.pads), s, d
+
+
+def _read(
+    i: tuple[int, ...],
+    p: tuple[int, ...],
+    geo: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]],
+    sizes: tuple[int, ...],
+) -> tuple[int, ...] | None:
+    """Input index ``i*s + p*d - before`` (per axis) that output ``i`` reads with tap ``p``."""
+    before, s, d = geo
+    index = tuple(i[a] * s[a] + p[a] * d[a] - before[a] for a in range(len(i)))
+    if all(0 <= index[a] < sizes[a] for a in range(len(i))):
+        return index
+    return None
+
+
+def conv(
+    x: Array,
+    w: Array,
+    b: Array | None = None,
+    *,
+    strides: Any = 1,
+    padding: Any = "VALID",
+    dilations: Any = 1,
+    groups: int = 1,
+) -> Array:
+    """Loop form of :func:`refcnn.conv` for channels-last ``x`` of any rank.
+
+    ``y[n,i,o] = b[o] + sum_{p,c} x[n, i*s + p*d - before, g*Cg + c] w[p,c,o]`` with
+    ``g = o // Og``; out-of-range input indices are the zero padding.
+    """
+    rank = x.ndim - 2
+    k = w.shape[:rank]
+    out, before, s, d = _conv_geometry(x.shape, k, strides, padding, dilations)
+    n_, c_, o_ = x.shape[0], x.shape[-1], w.shape[-1]
+    cg, og = c_ // groups, o_ // groups
+    y = np.zeros((n_, *out, o_), dtype=x.dtype)
+    for n in range(n_):
+        for i in _positions(out):
+            for o in range(o_):
+                g = o // og
+                total = b[o] if b is not None else _zero_like(x.dtype)
+                for p in _positions(k):
+                    r = _read(i, p, (before, s, d), x.shape[1:-1])
+                    if r is not None:
+                        for c in range(cg):
+                            xi, wi = (n, *r, g * cg + c), (*p, c, o)
+                            total += x[xi] * w[wi]
+                yi = (n, *i, o)
+                y[yi] = total
+    return y
+
+
+def conv_backward_input(
+    dy: Array,
+    w: Array,
+    input_shape: tuple[int, ...],
+    *,
+    strides: Any = 1,
+    padding: Any = "VALID",
+    dilations: Any = 1,
+    groups: int = 1,
+) -> Array:
+    """Scatter form: each forward product ``x[...] * w[p,c,o]`` sends ``dy * w`` to ``x``."""
+    rank = dy.ndim - 2
+    k = w.shape[:rank]
+    out, before, s, d = _conv_geometry(tuple(input_shape), k, strides, padding, dilations)
+    n_, c_, o_ = input_shape[0], input_shape[-1], w.shape[-1]
+    cg, og = c_ // groups, o_ // groups
+    dx = np.full(tuple(input_shape), _zero_like(dy.dtype), dtype=dy.dtype)
+    for n in range(n_):
+        for i in _positions(out):
+            for o in range(o_):
+                g = o // og
+                for p in _positions(k):
+                    r = _read(i, p, (before, s, d), tuple(input_shape[1:-1]))
+                    if r is not None:
+                        for c in range(cg):
+                            xi, yi, wi = (n, *r, g * cg + c), (n, *i, o), (*p, c, o)
+                            dx[xi] += dy[yi] * w[wi]
+    return dx
+
+
+def conv_backward_filter(
+    dy: Array,
+    x: Array,
+    filter_shape: tuple[int, ...],
+    *,
+    strides: Any = 1,
+    padding: Any = "VALID",
+    dilations: Any = 1,
+    groups: int = 1,
+) -> Array:
+    """``dw[p,c,o] = sum_{n,i} x[n, i*s + p*d - before, g*Cg + c] dy[n,i,o]``, ``g = o // Og``."""
+    rank = x.ndim - 2
+    k = tuple(filter_shape[:rank])
+    out, before, s, d = _conv_geometry(x.shape, k, strides, padding, dilations)
+    n_, o_ = x.shape[0], filter_shape[-1]
+    cg, og = filter_shape[-2], o_ // groups
+    dw = np.full(tuple(filter_shape), _zero_like(dy.dtype), dtype=dy.dtype)
+    for p in _positions(k):
+        for c in range(cg):
+            for o in range(o_):
+                g = o // og
+                for n in range(n_):
+                    for i in _positions(out):
+                        r = _read(i, p, (before, s, d), x.shape[1:-1])
+                        if r is not None:
+                            xi, yi, wi = (n, *r, g * cg + c), (n, *i, o), (*p, c, o)
+                            dw[wi] += x[xi] * dy[yi]
+    return dw
+
+
+def conv_transpose(
+    x: Array,
+    w: Array,
+    b: Array | None = None,
+    *,
+    strides: Any = 1,
+    padding: Any = "VALID",
+    output_padding: Any = 0,
+    dilations: Any = 1,
+    groups: int = 1,
+) -> Array:
+    """ONNX ``ConvTranspose`` as written in its spec, channels-last, no ``output_shape``.
+
+    Each input element ``x[n,i,o]`` sends ``x * w[p,c,o]`` to output ``i*s + p*d - before``
+    (channel ``g*Cg + c``, ``g = o // Og``); the output size per axis is
+    ``s*(in - 1) + output_padding + (K - 1)*d + 1 - before - after`` for explicit pads and
+    ``in*s`` under SAME/SAME_LOWER, whose ``before`` is the forward SAME conv's leading pad.
+    """
+    rank = x.ndim - 2
+    k = w.shape[:rank]
+    s, d = _per_axis(strides, rank), _per_axis(dilations, rank)
+    extra = _per_axis(output_padding, rank)
+    mode = normalize_padding("naive", padding, rank)
+    sizes, before = [], []
+    for a in range(rank):
+        n_in, extent = x.shape[1 + a], (k[a] - 1) * d[a] + 1
+        if isinstance(mode, str) and mode != "VALID":
+            sizes.append(n_in * s[a])
+            before.append(axis_geometry(sizes[-1], k[a], s[a], d[a], mode)[1])
+        else:
+            pad_before, pad_after = (0, 0) if isinstance(mode, str) else mode[a]
+            sizes.append(s[a] * (n_in - 1) + extra[a] + extent - pad_before - pad_after)
+            before.append(pad_before)
+    n_, o_ = x.shape[0], x.shape[-1]
+    cg, og = w.shape[-2], o_ // groups
+    y = np.full((n_, *sizes, groups * cg), _zero_like(x.dtype), dtype=x.dtype)
+    for n in range(n_):
+        for i in _positions(x.shape[1:-1]):
+            for o in range(o_):
+                g = o // og
+                for p in _positions(k):
+                    r = _read(i, p, (tuple(before), s, d), tuple(sizes))
+                    if r is not None:
+                        for c in range(cg):
+                            yi, xi, wi = (n, *r, g * cg + c), (n, *i, o), (*p, c, o)
+                            y[yi] += x[xi] * w[wi]
+    if b is not None:
+        for index in np.ndindex(y.shape):
+            y[index] += b[index[-1]]
+    return y
 
 
 # --- activations, softmax, losses, dense: loops over every element with the math module ------
@@ -471,10 +659,6 @@ def flatten(x: Array, axis: int = 1) -> Array:
 # a real element when inside [0, size). Window geometry from refcnn.padding, everything else
 # literal loops. (Imported here, not at the top, because this section is appended to a
 # shared file.)
-
-import itertools  # noqa: E402
-
-from refcnn.padding import windows  # noqa: E402
 
 
 def _pool_setup(

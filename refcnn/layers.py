@@ -49,7 +49,7 @@ from refcnn._checks import (
     check_upstream,
 )
 from refcnn.activations import relu, relu_backward, sigmoid, sigmoid_backward, tanh, tanh_backward
-from refcnn.conv import conv2d, conv2d_backward
+from refcnn.convolution import conv2d, conv2d_backward
 from refcnn.dense import dense, dense_backward, flatten, flatten_backward
 from refcnn.padding import PaddingLike, normalize_padding
 from refcnn.pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward

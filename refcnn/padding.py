@@ -18,6 +18,16 @@ adopted). The last window may then run past the end pad: :attr:`Windows.overhang
 ``SAME``/``SAME_LOWER`` ``ceil_mode`` changes nothing: ``out = ceil(n / s)`` already, as in
 ONNX, whose ``auto_pad`` SAME output size does not depend on ``ceil_mode``.
 
+A windowed op reads input index ``i*s + p*d - before`` for output ``i`` and kernel tap ``p``.
+:func:`tap_range` gives, for one tap, the outputs whose read lands inside the input, and
+:func:`live_span` the outputs and taps that read any input at all, so that work on pads and
+dilations that reach only padding can be skipped, and :func:`crop_pads` the pads (negative:
+crops) that turn the input into exactly the span the windows read. The input gradient reads
+the same relation backwards: :func:`adjoint_geometry` for the textbook route (zero-inserted
+``dy``, rotated kernel) and :func:`phases` for the split by stride phase.
+:func:`transpose_geometry` is the size rule of the transposed convolution (ONNX
+``ConvTranspose``).
+
 Every function here works for any number of spatial axes (1-D, 2-D and 3-D ops ask the
 same functions); :func:`window_geometry` and :class:`Geometry` are the 2-D forms. Everything
 is integer arithmetic on Python ints (no overflow, whatever the sizes); nothing here touches
@@ -36,10 +46,18 @@ __all__ = [
     "AxisPads",
     "ExplicitPads",
     "Geometry",
+    "LiveSpan",
     "PaddingLike",
+    "Phase",
     "Windows",
+    "adjoint_geometry",
     "axis_geometry",
+    "crop_pads",
+    "live_span",
     "normalize_padding",
+    "phases",
+    "tap_range",
+    "transpose_geometry",
     "window_geometry",
     "windows",
 ]
@@ -215,3 +233,174 @@ def window_geometry(
     resolved = windows(input_hw, kernel_hw, strides, dilations, padding)
     (out_h, out_w), (rows, cols) = resolved.out, resolved.pads
     return Geometry(out_h, out_w, (rows, cols))
+
+
+def tap_range(size: int, out: int, stride: int, offset: int) -> tuple[int, int]:
+    """Return the outputs ``i`` in ``[0, out)`` with ``0 <= i*stride + offset < size``.
+
+    The result is ``[lo, hi)``. ``offset`` is ``p*d - before`` for kernel tap ``p``; it can
+    be any integer (a negative
+    ``before`` means the first window starts inside the input). An empty range is returned
+    as ``(lo, lo)``. The input index read by output ``lo`` is ``lo*stride + offset``.
+    """
+    lo = max(0, -(offset // stride))  # ceil(-offset / stride)
+    hi = min(out, -((offset - size) // stride))  # ceil((size - offset) / stride)
+    return (lo, max(lo, hi))
+
+
+class LiveSpan(NamedTuple):
+    """The part of one axis of a windowed op that reads real input.
+
+    Outputs outside ``[out_start, out_stop)`` and taps outside ``[tap_start, tap_stop)``
+    read padding only. Restricted to those, output ``out_start + i`` with tap
+    ``tap_start + p`` reads input index ``i*s + p*d - before`` (``before`` may be negative:
+    the restricted windows then start inside the input).
+    """
+
+    out_start: int
+    out_stop: int
+    tap_start: int
+    tap_stop: int
+    before: int
+
+    @property
+    def empty(self) -> bool:
+        """True when no output reads any input element."""
+        return self.out_stop <= self.out_start
+
+
+def live_span(
+    size: int, out: int, kernel: int, stride: int, dilation: int, before: int
+) -> LiveSpan:
+    """Find the outputs and taps of one axis that read some input element (:class:`LiveSpan`).
+
+    Both ends of a tap's output range, :func:`tap_range`, fall as the tap index grows, so
+    the first live output is the last live tap's first one and the last live output the
+    first live tap's last one. The taps are scanned inwards from both ends: ``O(1)`` when
+    the first and last taps read input (any ordinary padding), ``O(kernel)`` at worst,
+    whatever the pads, strides and dilations.
+    """
+    first = next(
+        (p for p in range(kernel) if _live(size, out, stride, p * dilation - before)), None
+    )
+    if first is None:
+        return LiveSpan(0, 0, 0, 0, before)
+    last = next(
+        p
+        for p in range(kernel - 1, first - 1, -1)
+        if _live(size, out, stride, p * dilation - before)
+    )
+    out_start = tap_range(size, out, stride, last * dilation - before)[0]
+    out_stop = tap_range(size, out, stride, first * dilation - before)[1]
+    return LiveSpan(
+        out_start, out_stop, first, last + 1, before - out_start * stride - first * dilation
+    )
+
+
+def _live(size: int, out: int, stride: int, offset: int) -> bool:
+    lo, hi = tap_range(size, out, stride, offset)
+    return lo < hi
+
+
+def transpose_geometry(
+    size: int,
+    kernel: int,
+    stride: int,
+    dilation: int,
+    padding: str | tuple[int, int],
+    output_padding: int = 0,
+) -> tuple[int, int]:
+    """Output size and leading pad of a transposed convolution along one axis.
+
+    ``size`` is the transposed op's input length (the forward conv's output length). The
+    result ``(n, before)`` describes the forward conv whose adjoint it is: an input of
+    length ``n`` whose window ``i`` (``0 <= i < size``) starts at index ``i*stride - before``.
+
+    - explicit ``(before, after)`` (ONNX ``pads``):
+      ``n = stride*(size - 1) + output_padding + (kernel - 1)*dilation + 1 - before - after``;
+    - ``"VALID"``: the same with zero pads;
+    - ``"SAME"`` / ``"SAME_LOWER"``: ``n = size*stride`` (ONNX), and ``before`` is the leading
+      pad of the forward ``SAME``/``SAME_LOWER`` conv of length ``n`` (:func:`axis_geometry`),
+      so the result is the adjoint of that conv. ONNX splits ``total = stride*(size - 1) +
+      output_padding + extent - n`` instead, which agrees unless ``extent < stride`` or
+      ``output_padding > 0``; callers refuse ``output_padding`` under SAME.
+
+    ``n`` can come out negative for pads larger than the full output; the caller reports it.
+    """
+    extent = (kernel - 1) * dilation + 1
+    if isinstance(padding, str) and padding != "VALID":
+        n = size * stride
+        _, before, _ = axis_geometry(n, kernel, stride, dilation, padding)
+        return n, before
+    before, after = (0, 0) if isinstance(padding, str) else padding
+    return stride * (size - 1) + output_padding + extent - before - after, before
+
+
+def crop_pads(
+    size: int, out: int, kernel: int, stride: int, dilation: int, before: int
+) -> tuple[int, int]:
+    """Return the ``(before, after)`` that make an axis of ``size`` what ``out >= 1`` windows read.
+
+    Window ``i`` reads padded positions ``[i*stride, i*stride + extent)``, so the padded length
+    is ``(out - 1)*stride + extent``. A negative pad is a crop (the windows start after the
+    input's first element, or end before its last).
+    """
+    reach = (out - 1) * stride + (kernel - 1) * dilation + 1
+    return (before, reach - size - before)
+
+
+def adjoint_geometry(
+    out: int, kernel: int, stride: int, dilation: int, before: int
+) -> tuple[int, int]:
+    """Geometry of the textbook input gradient: ``(length of the zero-inserted dy, its pad)``.
+
+    ``dx[r] = sum_{i,p : i*stride + p*dilation - before = r} dy[i] * w[p]``. With ``dyz`` the
+    zero-inserted ``dy`` (``dyz[i*stride] = dy[i]``, length ``(out - 1)*stride + 1``) and
+    ``q = kernel - 1 - p`` this is ``dx[r] = sum_q dyz[r + q*dilation - before'] * w[kernel-1-q]``
+    with ``before' = (kernel - 1)*dilation - before``: a stride-1 correlation with the rotated
+    kernel, one output per input index.
+    """
+    return ((out - 1) * stride + 1 if out else 0, (kernel - 1) * dilation - before)
+
+
+class Phase(NamedTuple):
+    """Input indices ``first + stride*u`` (``0 <= u < length``) and the taps that read them.
+
+    Tap ``taps[j]`` reads input ``first + stride*u`` for output ``u - shifts[j]``, so the
+    phase's gradient is ``dx[first + stride*u] = sum_j dy[u - shifts[j]] * w[taps[j]]``: a
+    stride-1 correlation of ``dy`` with the reversed taps at dilation
+    ``shifts[1] - shifts[0]`` and leading pad ``shifts[-1]`` (taps ascending, shifts evenly
+    spaced).
+    """
+
+    first: int
+    length: int
+    taps: tuple[int, ...]
+    shifts: tuple[int, ...]
+
+    @property
+    def dilation(self) -> int:
+        """Spacing of the reversed taps in ``dy`` (1 for a single tap)."""
+        return self.shifts[1] - self.shifts[0] if len(self.shifts) > 1 else 1
+
+
+def phases(size: int, kernel: int, stride: int, dilation: int, before: int) -> list[Phase]:
+    """Split the input indices of one axis by their remainder modulo the stride.
+
+    Input index ``r`` is read by tap ``p`` of window ``i`` when ``i*stride + p*dilation -
+    before = r``, so only taps with ``p*dilation - before = r (mod stride)`` reach ``r``.
+    Returns one :class:`Phase` per remainder that some tap reaches and that has input
+    indices (``first < size``), in increasing ``first``; indices of any other remainder are
+    read by no tap (their gradient is zero). ``O(kernel)`` work.
+    """
+    by_first: dict[int, list[int]] = {}
+    for p in range(kernel):
+        first = (p * dilation - before) % stride
+        if first < size:
+            by_first.setdefault(first, []).append(p)
+    result = []
+    for first in sorted(by_first):
+        taps = by_first[first]
+        shifts = tuple((p * dilation - before - first) // stride for p in taps)
+        result.append(Phase(first, -(-(size - first) // stride), tuple(taps), shifts))
+    return result

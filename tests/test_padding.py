@@ -8,7 +8,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from refcnn.padding import axis_geometry, normalize_padding, window_geometry, windows
+from refcnn.padding import (
+    adjoint_geometry,
+    axis_geometry,
+    crop_pads,
+    live_span,
+    normalize_padding,
+    phases,
+    tap_range,
+    transpose_geometry,
+    window_geometry,
+    windows,
+)
 
 sizes = st.integers(0, 40)
 kernels = st.integers(1, 7)
@@ -215,3 +226,160 @@ def test_huge_sizes_stay_exact() -> None:
     # the ops, not miscomputed here).
     out, before, after = axis_geometry(4, 3, 1, 10**9, "SAME")
     assert (out, before, after) == (4, 10**9, 10**9)
+
+
+# --- tap clipping, live spans, phases, the transposed size rule ---------------------------------
+
+offsets = st.integers(-30, 30)
+pads = st.integers(-6, 12)
+
+
+@given(sizes, st.integers(0, 12), steps, offsets)
+def test_tap_range_is_exactly_the_outputs_that_land_inside(
+    size: int, out: int, stride: int, offset: int
+) -> None:
+    lo, hi = tap_range(size, out, stride, offset)
+    inside = [i for i in range(out) if 0 <= i * stride + offset < size]
+    assert list(range(lo, hi)) == inside
+    assert 0 <= lo <= max(hi, 0) <= out or lo == hi
+
+
+@given(sizes, st.integers(0, 12), kernels, steps, steps, pads)
+def test_live_span_keeps_every_read_of_real_input(
+    size: int, out: int, kernel: int, stride: int, dilation: int, before: int
+) -> None:
+    span = live_span(size, out, kernel, stride, dilation, before)
+    reads = {
+        (i, p)
+        for i in range(out)
+        for p in range(kernel)
+        if 0 <= i * stride + p * dilation - before < size
+    }
+    assert span.empty == (not reads)
+    if reads:
+        assert span.out_start == min(i for i, _ in reads)
+        assert span.out_stop == max(i for i, _ in reads) + 1
+        assert span.tap_start == min(p for _, p in reads)
+        assert span.tap_stop == max(p for _, p in reads) + 1
+        # Inside the span, the restricted indices read the same input elements.
+        for i, p in reads:
+            restricted = (i - span.out_start) * stride + (p - span.tap_start) * dilation
+            assert restricted - span.before == i * stride + p * dilation - before
+
+
+def test_live_span_of_huge_dilation_is_the_centre_tap() -> None:
+    # SAME, 3 taps at dilation 10**9 on 4 elements: only the centre tap ever reads input.
+    out, before, _ = axis_geometry(4, 3, 1, 10**9, "SAME")
+    span = live_span(4, out, 3, 1, 10**9, before)
+    assert (span.out_start, span.out_stop, span.tap_start, span.tap_stop) == (0, 4, 1, 2)
+    assert span.before == 0
+
+
+def test_live_span_of_huge_pads_and_stride_is_the_middle_window() -> None:
+    out, before, _ = axis_geometry(4, 3, 10**6, 1, (10**6, 10**6))
+    assert out == 3
+    span = live_span(4, out, 3, 10**6, 1, before)
+    assert (span.out_start, span.out_stop, span.tap_start, span.tap_stop) == (1, 2, 0, 3)
+    assert span.before == 0
+
+
+@given(sizes, st.integers(1, 12), kernels, steps, steps, pads)
+def test_crop_pads_give_the_length_the_windows_read(
+    size: int, out: int, kernel: int, stride: int, dilation: int, before: int
+) -> None:
+    got_before, after = crop_pads(size, out, kernel, stride, dilation, before)
+    assert got_before == before
+    assert size + before + after == (out - 1) * stride + (kernel - 1) * dilation + 1
+
+
+@given(st.integers(0, 12), kernels, steps, steps, pads)
+def test_adjoint_geometry_inverts_the_index_relation(
+    out: int, kernel: int, stride: int, dilation: int, before: int
+) -> None:
+    # r = i*s + p*d - before  <=>  dyz index i*s = r + q*d - before' with q = K-1-p.
+    length, flipped = adjoint_geometry(out, kernel, stride, dilation, before)
+    assert length == ((out - 1) * stride + 1 if out else 0)
+    for i in range(out):
+        for p in range(kernel):
+            r = i * stride + p * dilation - before
+            q = kernel - 1 - p
+            assert r + q * dilation - flipped == i * stride
+
+
+@given(sizes, kernels, steps, steps, pads)
+def test_phases_partition_every_read(
+    size: int, kernel: int, stride: int, dilation: int, before: int
+) -> None:
+    found = set()
+    for phase in phases(size, kernel, stride, dilation, before):
+        assert 0 <= phase.first < min(stride, size)
+        assert phase.length == len(range(phase.first, size, stride))
+        assert list(phase.taps) == sorted(phase.taps)
+        steps_ = {b - a for a, b in zip(phase.shifts, phase.shifts[1:], strict=False)}
+        assert len(steps_) <= 1
+        assert phase.dilation == (steps_.pop() if steps_ else 1)
+        for tap, shift in zip(phase.taps, phase.shifts, strict=True):
+            for u in range(phase.length):
+                # Input first + s*u is read by tap `tap` of output u - shift.
+                i = u - shift
+                assert i * stride + tap * dilation - before == phase.first + stride * u
+                found.add((phase.first + stride * u, tap))
+    expected = {
+        (r, p)
+        for r in range(size)
+        for p in range(kernel)
+        if (r + before - p * dilation) % stride == 0
+    }
+    assert found == expected
+
+
+@given(st.integers(0, 9), kernels, steps, steps, st.integers(0, 4), st.integers(0, 4), st.data())
+def test_transpose_geometry_is_onnx_size_and_the_forward_adjoint(
+    size: int,
+    kernel: int,
+    stride: int,
+    dilation: int,
+    before: int,
+    after: int,
+    data: st.DataObject,
+) -> None:
+    extent = (kernel - 1) * dilation + 1
+    extra = data.draw(st.integers(0, max(stride, dilation) - 1))
+    n, got_before = transpose_geometry(size, kernel, stride, dilation, (before, after), extra)
+    # ONNX ConvTranspose: output = s*(in - 1) + output_padding + extent - pads.
+    assert n == stride * (size - 1) + extra + extent - before - after
+    assert got_before == before
+    for mode in ("SAME", "SAME_LOWER"):
+        n, got_before = transpose_geometry(size, kernel, stride, dilation, mode)
+        assert n == size * stride
+        # The forward SAME conv of that length has exactly `size` windows, and its pad.
+        out, forward_before, _ = axis_geometry(n, kernel, stride, dilation, mode)
+        assert out == size
+        assert got_before == forward_before
+    assert transpose_geometry(size, kernel, stride, dilation, "VALID") == (
+        stride * (size - 1) + extent,
+        0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "padding", "extra", "expected"),
+    [
+        # ONNX backend cases: convtranspose_pad (3 -> 10 with s=3, op=1), _pads (pads 1,2 / 1,2).
+        (3, 3, 3, (0, 0), 1, (10, 0)),
+        (3, 3, 2, (0, 0), 1, (8, 0)),
+        (3, 3, 3, (1, 1), 0, (7, 1)),
+        (3, 3, 2, (2, 2), 0, (3, 2)),
+        (3, 3, 2, "SAME", 0, (6, 0)),  # convtranspose_autopad_same: total 1, extra after
+        (3, 3, 2, "SAME_LOWER", 0, (6, 1)),
+    ],
+)
+def test_transpose_geometry_hand_worked(
+    size: int,
+    kernel: int,
+    stride: int,
+    padding: str | tuple[int, int],
+    extra: int,
+    expected: tuple[int, int],
+) -> None:
+    assert transpose_geometry(size, kernel, stride, 1, padding, extra) == expected
