@@ -120,12 +120,28 @@ def _last_axis_of(name: str) -> ShapeRule:
     return lambda params: (int(np.shape(params[name])[-1]),)
 
 
-# conv2d_backward_bias receives dy only: its forward is a 1x1 conv2d of a zero
-# (N, OH, OW, 1) input with a zero (1, 1, 1, O) filter, whose bias gradient is sum(dy).
+# conv_backward_bias receives dy only: its forward is a 1x1 conv of a zero input with one
+# channel, shaped like dy otherwise, and a zero (1, ..., 1, 1, O) filter; the bias gradient
+# of that conv is sum(dy) over every axis but the channels.
+def _channel_axis(params: Mapping[str, Any]) -> int:
+    return 1 if str(params.get("data_format") or "").startswith("NC") else -1
+
+
+def _bias_input_shape(params: Mapping[str, Any]) -> tuple[int, ...]:
+    shape = list(np.shape(params["dy"]))
+    shape[_channel_axis(params)] = 1
+    return tuple(shape)
+
+
+def _bias_filter_shape(params: Mapping[str, Any]) -> tuple[int, ...]:
+    dy_shape = np.shape(params["dy"])
+    return (*(1,) * (len(dy_shape) - 2), 1, int(dy_shape[_channel_axis(params)]))
+
+
 _BIAS_PRIMALS: dict[str, ShapeRule] = {
-    "x": lambda params: (*np.shape(params["dy"])[:-1], 1),
-    "w": lambda params: (1, 1, 1, int(np.shape(params["dy"])[-1])),
-    "b": _last_axis_of("dy"),
+    "x": _bias_input_shape,
+    "w": _bias_filter_shape,
+    "b": lambda params: (int(np.shape(params["dy"])[_channel_axis(params)]),),
 }
 
 _SOFTMAX_AT_P = (
@@ -135,35 +151,67 @@ _SOFTMAX_AT_P = (
 )
 
 _OPS = (
-    # convolution
-    Op("conv2d", "conv2d_cases", tol.conv2d_bound),
+    # convolution: the N-d functions, and the 1-D, 2-D and 3-D ones as the same computation
+    Op("conv", "conv_cases", tol.conv_bound),
+    Op(
+        "conv_backward_input",
+        "conv_cases",
+        tol.conv_backward_input_bound,
+        ("dx",),
+        Gradient("conv", ("x",), "dy", {"x": _shape_of("input_shape")}),
+    ),
+    Op(
+        "conv_backward_filter",
+        "conv_cases",
+        tol.conv_backward_filter_bound,
+        ("dw",),
+        Gradient("conv", ("w",), "dy", {"w": _shape_of("filter_shape")}),
+    ),
+    Op(
+        "conv_backward_bias",
+        "conv_cases",
+        tol.conv_backward_bias_bound,
+        ("db",),
+        Gradient("conv", ("b",), "dy", _BIAS_PRIMALS),
+    ),
+    Op(
+        "conv_backward",
+        "conv_cases",
+        tol.conv_backward_bound,
+        ("dx", "dw", "db"),
+        Gradient("conv", ("x", "w", "b"), "dy", {"b": _last_axis_of("w")}),
+    ),
+    Op("conv_transpose", "conv_transpose_cases", tol.conv_transpose_bound),
+    Op("conv1d", "conv_cases", tol.conv_bound, derivation=SameAs("conv")),
+    Op("conv2d", "conv_cases", tol.conv_bound, derivation=SameAs("conv")),
+    Op("conv3d", "conv_cases", tol.conv_bound, derivation=SameAs("conv")),
     Op(
         "conv2d_backward_input",
-        "conv2d_cases",
-        tol.conv2d_backward_input_bound,
+        "conv_cases",
+        tol.conv_backward_input_bound,
         ("dx",),
-        Gradient("conv2d", ("x",), "dy", {"x": _shape_of("input_shape")}),
+        SameAs("conv_backward_input"),
     ),
     Op(
         "conv2d_backward_filter",
-        "conv2d_cases",
-        tol.conv2d_backward_filter_bound,
+        "conv_cases",
+        tol.conv_backward_filter_bound,
         ("dw",),
-        Gradient("conv2d", ("w",), "dy", {"w": _shape_of("filter_shape")}),
+        SameAs("conv_backward_filter"),
     ),
     Op(
         "conv2d_backward_bias",
-        "conv2d_cases",
-        tol.conv2d_backward_bias_bound,
+        "conv_cases",
+        tol.conv_backward_bias_bound,
         ("db",),
-        Gradient("conv2d", ("b",), "dy", _BIAS_PRIMALS),
+        SameAs("conv_backward_bias"),
     ),
     Op(
         "conv2d_backward",
-        "conv2d_cases",
-        tol.conv2d_backward_bound,
+        "conv_cases",
+        tol.conv_backward_bound,
         ("dx", "dw", "db"),
-        Gradient("conv2d", ("x", "w", "b"), "dy", {"b": _last_axis_of("w")}),
+        SameAs("conv_backward"),
     ),
     # pooling: the N-d functions, and the 2-D, 1-D and 3-D ones as the same computation
     Op("max_pool", "pool_cases", tol.exact_bound),

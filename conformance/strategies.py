@@ -57,7 +57,8 @@ __all__ = [
     "Case",
     "Field",
     "activation_cases",
-    "conv2d_cases",
+    "conv_cases",
+    "conv_transpose_cases",
     "cross_entropy_cases",
     "dense_cases",
     "flatten_cases",
@@ -317,43 +318,132 @@ def _out_hw(
 
 # --- conv --------------------------------------------------------------------------------
 
+_LEGACY_CONV = {
+    "conv2d",
+    "conv2d_backward_input",
+    "conv2d_backward_filter",
+    "conv2d_backward_bias",
+    "conv2d_backward",
+}
+
 
 @st.composite
-def conv2d_cases(draw: st.DrawFn, *, op: str = "conv2d") -> Case:
-    """Cases for the conv2d family (``conv2d`` and its backward functions).
+def _channels_and_groups(
+    draw: st.DrawFn, names: frozenset[str], legacy: bool
+) -> tuple[int, int, int]:
+    """``(C, O, groups)``: groups 1 most often, else 2-3 or depthwise (``groups = C``)."""
+    if "groups" not in names or _chance(draw, 0.8 if legacy else 0.5):
+        return draw(st.integers(1, 5)), draw(st.integers(1, 5)), 1
+    if draw(st.booleans()):  # depthwise: groups = C, O = multiplier * C
+        c = draw(st.integers(1, 4))
+        return c, c * draw(st.integers(1, 2)), c
+    groups = draw(st.integers(2, 3))
+    return groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2)), groups
 
-    Kernels 1-6 per axis, dilations 1-3 and strides 1-4 each drawn per axis (about a third of
-    the axes strided and dilated at once, where a gradient can drop the dilation), input sides
-    fitting the dilated kernel, equal to it or (VALID) smaller; C, O 1-5; N 0-4. The bias is
-    drawn (half the time) where the function takes one, the upstream ``dy`` where it takes it.
+
+@st.composite
+def conv_cases(draw: st.DrawFn, *, op: str = "conv") -> Case:
+    """Cases for the convolutions of every rank and their backward functions.
+
+    Kernels 1-6 per axis (1-3 in 3-D), dilations 1-3 and strides 1-4 each drawn per axis
+    (about a third of the axes strided and dilated at once, where a gradient can drop the
+    dilation), input sides fitting the dilated kernel, equal to it or (VALID) smaller; C, O
+    1-5, groups (incl. depthwise) and channels-first layouts where the function takes them;
+    N 0-4. The bias is drawn (half the time) where the function takes one, the upstream
+    ``dy`` where it takes it. Options at their defaults are left out of the call, so the
+    classic 2-D NHWC form keeps most of its corner cases.
     """
     names = parameters(op)
-    kh, kw = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    legacy = op in _LEGACY_CONV
+    rank = _rank_of(op) or draw(st.sampled_from([1, 2, 2, 3]))
+    most_kernel = 3 if rank == 3 else 6
+    kernel = tuple(draw(st.integers(1, most_kernel)) for _ in range(rank))
     # 1 drawn twice as often: TensorFlow cannot express a dilated conv gradient at stride > 1
     # on any axis, so a quarter of the cases are undilated and about one in six unstrided.
-    dilations = (draw(st.sampled_from([1, 1, 2, 3])), draw(st.sampled_from([1, 1, 2, 3])))
-    strides = (draw(st.sampled_from([1, 1, 2, 3, 4])), draw(st.sampled_from([1, 1, 2, 3, 4])))
-    h = _side(draw, (kh - 1) * dilations[0] + 1, strides[0])
-    w = _side(draw, (kw - 1) * dilations[1] + 1, strides[1])
-    c, o = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    padding = _padding(draw, (kh, kw), pool=False)
-    oh, ow = _out_hw((h, w), (kh, kw), strides, dilations, padding)
-    n = _batch(draw, per_item=max(h * w * c, oh * ow * o))
+    dilations = tuple(draw(st.sampled_from([1, 1, 2, 3])) for _ in range(rank))
+    strides = tuple(draw(st.sampled_from([1, 1, 2, 3, 4])) for _ in range(rank))
+    extents = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
+    spatial = tuple(
+        _side(draw, e, s) if rank < 3 else min(_side(draw, e, s), e + 2)
+        for e, s in zip(extents, strides, strict=True)
+    )
+    c, o, groups = draw(_channels_and_groups(names, legacy))
+    padding = _nd_padding(draw, kernel, pool=False)
+    resolved = windows(spatial, kernel, strides, dilations, normalize_padding("s", padding, rank))
+    data_format, channels_first = _layout(draw, names, rank, legacy)
+    per_item = max(math.prod(spatial) * c, math.prod(resolved.out) * o)
+    n = _batch(draw, per_item=per_item)
     values: dict[str, Any] = {
-        "x": draw(_float_arrays((n, h, w, c))),
-        "w": draw(_float_arrays((kh, kw, c, o))),
+        "x": draw(_float_arrays(_with_channels(spatial, n, c, channels_first))),
+        "w": draw(_float_arrays((*kernel, c // groups, o))),
     }
     if "b" in names:
         values["b"] = draw(_float_arrays((o,))) if draw(st.booleans()) else None
     if "dy" in names:
-        values["dy"] = draw(_float_arrays((n, oh, ow, o)))
-    values |= {
-        "strides": _pair_value(draw, strides),
-        "padding": padding,
-        "dilations": _pair_value(draw, dilations),
-    }
-    note = _geometry_note((h, w), (kh, kw), strides, dilations, padding)
+        values["dy"] = draw(_float_arrays(_with_channels(resolved.out, n, o, channels_first)))
+    if "strides" in names:
+        values |= {
+            "strides": _axis_value(draw, strides),
+            "padding": padding,
+            "dilations": _axis_value(draw, dilations),
+        }
+    if groups != 1:
+        values["groups"] = groups
+    if data_format is not None:
+        values["data_format"] = data_format
+    note = f"resolved pads {resolved.pads}, output {'x'.join(map(str, resolved.out))}"
     return Case(op, values, note)
+
+
+@st.composite
+def conv_transpose_cases(draw: st.DrawFn, *, op: str = "conv_transpose") -> Case:
+    """Cases for ``conv_transpose``, the adjoint of a drawn forward convolution.
+
+    A forward conv (input size ``n``, any rank, groups, layouts, padding) gives the
+    transpose's input size (the forward output) and its filter ``(*K, C_out/groups, C_in)``;
+    the output size is then asked for with ``output_shape`` (spatial or full) or left to
+    ONNX's rule, with an ``output_padding`` below the stride or the dilation.
+    """
+    rank = draw(st.sampled_from([1, 2, 2, 3]))
+    most_kernel = 3 if rank == 3 else 5
+    kernel = tuple(draw(st.integers(1, most_kernel)) for _ in range(rank))
+    dilations = tuple(draw(st.sampled_from([1, 1, 2])) for _ in range(rank))
+    strides = tuple(draw(st.sampled_from([1, 1, 2, 3])) for _ in range(rank))
+    extents = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
+    out_sizes = tuple(max(e + draw(st.integers(0, 4 if rank < 3 else 2)), 1) for e in extents)
+    padding = _nd_padding(draw, kernel, pool=True)
+    mode = normalize_padding("s", padding, rank)
+    forward = windows(out_sizes, kernel, strides, dilations, mode)
+    assume(all(m > 0 for m in forward.out))
+    c_out, c_in, groups = draw(_channels_and_groups(parameters(op), legacy=False))
+    data_format, channels_first = _layout(draw, parameters(op), rank, legacy=False)
+    n = _batch(draw, per_item=max(math.prod(out_sizes) * c_out, math.prod(forward.out) * c_in))
+    values: dict[str, Any] = {
+        "x": draw(_float_arrays(_with_channels(forward.out, n, c_in, channels_first))),
+        "w": draw(_float_arrays((*kernel, c_out // groups, c_in))),
+        "b": draw(_float_arrays((c_out,))) if draw(st.booleans()) else None,
+        "strides": _axis_value(draw, strides),
+        "padding": padding,
+        "dilations": _axis_value(draw, dilations),
+    }
+    how = draw(st.sampled_from(["spatial", "full", "onnx", "onnx"]))
+    if how == "spatial":
+        values["output_shape"] = out_sizes
+    elif how == "full":
+        values["output_shape"] = _with_channels(out_sizes, n, c_out, channels_first)
+    elif isinstance(mode, tuple) or mode == "VALID":
+        # ONNX's size rule from the transposed input; an output padding below the stride or
+        # the dilation on some axes (the forward sizes that the rule cannot reach otherwise).
+        output_padding = tuple(
+            draw(st.integers(0, max(s, d) - 1)) for s, d in zip(strides, dilations, strict=True)
+        )
+        if any(output_padding):
+            values["output_padding"] = _axis_value(draw, output_padding)
+    if groups != 1:
+        values["groups"] = groups
+    if data_format is not None:
+        values["data_format"] = data_format
+    return Case(op, values, f"forward conv of output size {'x'.join(map(str, out_sizes))}")
 
 
 # --- pooling -----------------------------------------------------------------------------

@@ -151,11 +151,12 @@ __all__ = [
     "Tolerance",
     "avg_pool_backward_bound",
     "avg_pool_bound",
-    "conv2d_backward_bias_bound",
-    "conv2d_backward_bound",
-    "conv2d_backward_filter_bound",
-    "conv2d_backward_input_bound",
-    "conv2d_bound",
+    "conv_backward_bias_bound",
+    "conv_backward_bound",
+    "conv_backward_filter_bound",
+    "conv_backward_input_bound",
+    "conv_bound",
+    "conv_transpose_bound",
     "cross_entropy_backward_bound",
     "cross_entropy_bound",
     "dense_backward_bound",
@@ -269,52 +270,81 @@ def _taps(kernel: int, stride: int, dilation: int) -> int:
 # --- linear ops ----------------------------------------------------------------------------
 
 
-def conv2d_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
-    """Error model of ``conv2d`` (the module docstring's table)."""
-    kh, kw, c, _ = call.params["w"].shape
-    k = kh * kw * c + (call.params["b"] is not None)
-    return (_sum_bound(tol, k, _run(_abs(call, "x", "w", "b")), "conv2d(|x|, |w|, |b|)"),)
+def _groups(call: Call) -> int:
+    return int(call.params.get("groups", 1))
 
 
-def conv2d_backward_input_bound(
+def _output_positions(call: Call) -> int:
+    """``N * prod(out)``: the sum length of a filter or bias gradient, from ``dy``."""
+    dy = call.params["dy"]
+    channels = int(dy.shape[1] if _channels_first(call) else dy.shape[-1])
+    return dy.size // channels if channels else 0
+
+
+def _channels_first(call: Call) -> bool:
+    return str(call.params.get("data_format") or "").startswith("NC")
+
+
+def conv_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    """Error model of the convolutions of every rank (the module docstring's table)."""
+    w = call.params["w"]
+    k = math.prod(w.shape[:-2]) * w.shape[-2] + (call.params.get("b") is not None)
+    return (_sum_bound(tol, k, _run(_abs(call, "x", "w", "b")), f"{call.op}(|x|, |w|, |b|)"),)
+
+
+def _input_gradient_terms(w_shape: tuple[int, ...], call: Call, channels: int) -> int:
+    """Terms landing on one input element: the taps that reach it times the channels."""
+    rank = len(w_shape) - 2
+    strides = _per_axis(call.params.get("strides", 1), rank)
+    dilations = _per_axis(call.params.get("dilations", 1), rank)
+    taps = math.prod(
+        _taps(k, s, d) for k, s, d in zip(w_shape[:-2], strides, dilations, strict=True)
+    )
+    return taps * channels
+
+
+def conv_backward_input_bound(
     call: Call, truth: tuple[Array, ...], tol: Tolerance
 ) -> tuple[Bound, ...]:
-    """Error model of ``conv2d_backward_input`` (the module docstring's table)."""
-    kh, kw, _, o = call.params["w"].shape
-    (sh, sw), (dh, dw) = _pair(call.params["strides"]), _pair(call.params["dilations"])
-    k = _taps(kh, sh, dh) * _taps(kw, sw, dw) * o
-    scale = _run(_abs(call, "dy", "w"))
-    return (_sum_bound(tol, k, scale, "conv2d_backward_input(|dy|, |w|)"),)
+    """Error model of ``conv_backward_input`` / ``conv2d_backward_input`` (the module table)."""
+    w = call.params["w"]
+    k = _input_gradient_terms(w.shape, call, w.shape[-1] // _groups(call))
+    return (_sum_bound(tol, k, _run(_abs(call, "dy", "w")), f"{call.op}(|dy|, |w|)"),)
 
 
-def conv2d_backward_filter_bound(
+def conv_transpose_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    """Error model of ``conv_transpose``: the input gradient's sums, plus the bias."""
+    w = call.params["w"]
+    k = _input_gradient_terms(w.shape, call, w.shape[-1] // _groups(call))
+    k += call.params.get("b") is not None
+    scale = _run(_abs(call, "x", "w", "b"))
+    return (_sum_bound(tol, k, scale, "conv_transpose(|x|, |w|, |b|)"),)
+
+
+def conv_backward_filter_bound(
     call: Call, truth: tuple[Array, ...], tol: Tolerance
 ) -> tuple[Bound, ...]:
-    """Error model of ``conv2d_backward_filter`` (the module docstring's table)."""
-    n, oh, ow, _ = call.params["dy"].shape
+    """Error model of ``conv_backward_filter`` / ``conv2d_backward_filter`` (the table)."""
     scale = _run(_abs(call, "dy", "x"))
-    return (_sum_bound(tol, n * oh * ow, scale, "conv2d_backward_filter(|dy|, |x|)"),)
+    return (_sum_bound(tol, _output_positions(call), scale, f"{call.op}(|dy|, |x|)"),)
 
 
-def conv2d_backward_bias_bound(
+def conv_backward_bias_bound(
     call: Call, truth: tuple[Array, ...], tol: Tolerance
 ) -> tuple[Bound, ...]:
-    """Error model of ``conv2d_backward_bias`` (the module docstring's table)."""
-    n, oh, ow, _ = call.params["dy"].shape
+    """Error model of ``conv_backward_bias`` / ``conv2d_backward_bias`` (the table)."""
     scale = _run(_abs(call, "dy"))
-    return (_sum_bound(tol, n * oh * ow, scale, "conv2d_backward_bias(|dy|)"),)
+    return (_sum_bound(tol, _output_positions(call), scale, f"{call.op}(|dy|)"),)
 
 
-def conv2d_backward_bound(
-    call: Call, truth: tuple[Array, ...], tol: Tolerance
-) -> tuple[Bound, ...]:
-    """Error model of ``conv2d_backward`` (the module docstring's table)."""
+def conv_backward_bound(call: Call, truth: tuple[Array, ...], tol: Tolerance) -> tuple[Bound, ...]:
+    """Error model of ``conv_backward`` / ``conv2d_backward``: the three above, one each."""
     values = call.params | {"input_shape": call.params["x"].shape}
     values["filter_shape"] = call.params["w"].shape
     return (
-        *conv2d_backward_input_bound(make_call("conv2d_backward_input", values), truth[:1], tol),
-        *conv2d_backward_filter_bound(make_call("conv2d_backward_filter", values), truth[1:2], tol),
-        *conv2d_backward_bias_bound(make_call("conv2d_backward_bias", values), truth[2:], tol),
+        *conv_backward_input_bound(make_call("conv_backward_input", values), truth[:1], tol),
+        *conv_backward_filter_bound(make_call("conv_backward_filter", values), truth[1:2], tol),
+        *conv_backward_bias_bound(make_call("conv_backward_bias", values), truth[2:], tol),
     )
 
 
