@@ -96,3 +96,106 @@ def test_jax_clip_gradient_at_the_bound_is_one_half() -> None:
     expected = refcnn.cross_entropy_backward(p, p, eps=1e-7)
     np.testing.assert_array_equal(expected, [-1.0])
     np.testing.assert_array_equal(adapter("jax").cross_entropy_backward(p, p, eps=1e-7), expected)
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+def test_torch_float32_conv_single_channel_channels_last_strides(rank: int) -> None:
+    # torch 2.13 CPU, float32, oneDNN: conv2d/conv3d of a C = 1 NC* view of a channels-last
+    # array (it counts as contiguous, so .contiguous() keeps its strides) is wrong, and the
+    # wrong values change with the thread count and between calls; a real NC* copy, float64
+    # and conv1d are right. The adapter passes the copy.
+    torch = pytest.importorskip("torch")
+    torch_api = adapter("torch")
+    if rank == 2:
+        x = np.arange(24, dtype=np.float32).reshape(1, 6, 4, 1)
+        w = np.ones((4, 4, 1, 1), dtype=np.float32)
+        strides: tuple[int, ...] = (1, 3)
+        right = [120, 184, 248]
+    else:
+        x = np.arange(30, dtype=np.float32).reshape(2, 1, 5, 3, 1)
+        w = np.ones((1, 4, 3, 1, 1), dtype=np.float32)
+        strides = (1, 1, 2)
+        right = [66, 102, 246, 282]
+    expected = refcnn.conv(x, w, strides=strides)
+    np.testing.assert_array_equal(expected.ravel(), right)
+    conv = getattr(torch.nn.functional, f"conv{rank}d")
+    view = torch.from_numpy(x).movedim(-1, 1)
+    oik = torch.from_numpy(np.ascontiguousarray(np.moveaxis(w, (-1, -2), (0, 1))))
+    raw = conv(view, oik, stride=strides).numpy()
+    assert not np.array_equal(raw.ravel(), right)  # the finding; if it changes, revisit
+    copy = view.clone(memory_format=torch.contiguous_format)
+    np.testing.assert_array_equal(conv(copy, oik, stride=strides).numpy().ravel(), right)
+    np.testing.assert_array_equal(torch_api.conv(x, w, strides=strides), expected)
+
+
+def test_torch_avg_pool3d_rejects_an_input_smaller_than_the_window_despite_padding() -> None:
+    # W = 1, ksize 3, padding 1 on W: avg_pool1d/2d and max_pool3d pool the padded row, torch
+    # 2.13's avg_pool3d raises. The adapter takes its F.pad route there.
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    x = np.array([2.0]).reshape(1, 1, 1, 1, 1)
+    expected = refcnn.avg_pool3d(x, (1, 1, 3), padding="SAME")
+    np.testing.assert_array_equal(expected.ravel(), [2.0])
+    t = torch.from_numpy(x)
+    with pytest.raises(RuntimeError, match="smaller than kernel size"):
+        functional.avg_pool3d(t, (1, 1, 3), padding=(0, 0, 1), count_include_pad=False)
+    two_d = functional.avg_pool2d(t[0], (1, 3), padding=(0, 1), count_include_pad=False)
+    assert two_d.item() == 2.0
+    assert functional.max_pool3d(t, (1, 1, 3), padding=(0, 0, 1)).item() == 2.0
+    np.testing.assert_array_equal(
+        adapter("torch").avg_pool3d(x, (1, 1, 3), padding="SAME"), expected
+    )
+
+
+def test_torch_float16_avg_pool3d_has_no_cpu_kernel() -> None:
+    # Refused as a whole for avg_pool3d, case by case for avg_pool (its 1-D/2-D cases run).
+    torch = pytest.importorskip("torch")
+    x = np.ones((1, 2, 2, 2, 1), dtype=np.float16)
+    with pytest.raises(NotImplementedError, match="Half"):
+        torch.nn.functional.avg_pool3d(torch.ones(1, 1, 2, 2, 2, dtype=torch.float16), 2)
+    torch_api = adapter("torch")
+    with pytest.raises(NotExpressible, match="no float16 CPU kernel") as whole:
+        torch_api.avg_pool3d(x, 2)
+    assert whole.value.whole
+    with pytest.raises(NotExpressible, match="no float16 CPU kernel") as one:
+        torch_api.avg_pool(x, 2)
+    assert not one.value.whole
+    np.testing.assert_array_equal(torch_api.avg_pool(x[:, 0], 2), refcnn.avg_pool(x[:, 0], 2))
+
+
+def test_torch_max_pool_nan_index_is_the_last_nan() -> None:
+    # A documented convention difference, not drawn by the suite (no NaN inputs): torch 2.13
+    # scans with `val > max || isnan(val)`, so the last NaN of a window wins the index (and
+    # the gradient); refcnn's is the first NaN. The values agree (NaN).
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    x = np.array([1.0, np.nan, 3.0, np.nan]).reshape(1, 4, 1)
+    y, argmax = refcnn.max_pool_with_argmax(x, 4)
+    assert np.isnan(y).all()
+    assert argmax.item() == 1
+    t = torch.from_numpy(x).movedim(-1, 1)
+    assert functional.max_pool1d(t, 4, return_indices=True)[1].item() == 3
+    assert functional.adaptive_max_pool1d(t, 1, return_indices=True)[1].item() == 3
+    assert adapter("torch").max_pool_with_argmax(x, 4)[1].item() == 3
+    dx = adapter("torch").max_pool_backward(np.ones((1, 1, 1)), x, 4)
+    np.testing.assert_array_equal(dx.ravel(), [0.0, 0.0, 0.0, 1.0])
+
+
+def test_torch_max_pool_emulated_pads_refuse_negative_infinity() -> None:
+    # Pads torch's max pooling rejects (here asymmetric) are applied as -inf F.pad; on an
+    # all -inf window torch's first maximum is then the pad (index 0 of the padded row,
+    # outside the input), where its own padding (pad 1 both sides) picks the real element.
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    t = torch.full((1, 1, 2), -np.inf)
+    assert functional.max_pool1d(t, 2, 1, padding=1, return_indices=True)[1][0, 0, 0] == 0
+    padded = functional.pad(t, (1, 0), value=-np.inf)
+    assert functional.max_pool1d(padded, 2, 1, return_indices=True)[1][0, 0, 0] == 0  # a pad
+    x = np.full((1, 2, 1), -np.inf)
+    with pytest.raises(NotExpressible, match="holds -inf"):
+        adapter("torch").max_pool(x, 2, strides=1, padding=((1, 0),))
+    finite = np.array([1.0, -2.0]).reshape(1, 2, 1)
+    np.testing.assert_array_equal(
+        adapter("torch").max_pool(finite, 2, strides=1, padding=((1, 0),)),
+        refcnn.max_pool(finite, 2, strides=1, padding=((1, 0),)),
+    )

@@ -117,6 +117,27 @@ PINNED: dict[str, Case] = {
         strides=1,
         padding="VALID",
     ),
+    "torch_conv3d_single_channel_channels_last_view": _case(
+        "conv3d",
+        "torch 2.13 float32 CPU conv3d (oneDNN) on a C = 1 NCDHW view with channels-last "
+        "strides gave e.g. [66, 65, 246, 170] for [66, 102, 246, 282]",
+        x=np.arange(30.0).reshape(2, 1, 5, 3, 1),
+        w=np.ones((1, 4, 3, 1, 1)),
+        b=None,
+        strides=(1, 1, 2),
+        padding="VALID",
+        dilations=1,
+    ),
+    "torch_avg_pool3d_input_smaller_than_window": _case(
+        "avg_pool3d",
+        "torch 2.13's avg_pool3d rejects W = 1 < ksize 3 although padding 1 makes it fit "
+        "(avg_pool2d and max_pool3d accept it); the adapter pads with F.pad there",
+        x=np.array([2.0]).reshape(1, 1, 1, 1, 1),
+        ksize=(1, 1, 3),
+        strides=None,
+        padding="SAME",
+        count_include_pad=False,
+    ),
 }
 
 
