@@ -277,13 +277,19 @@ def _batch(draw: st.DrawFn, *, per_item: int, most: int = 4) -> int:
     return min(n, max(1, MAX_ELEMENTS // max(per_item, 1)))
 
 
-def _nd_padding(draw: st.DrawFn, kernel: tuple[int, ...], *, pool: bool) -> Any:
-    """Draw a padding mode, or one explicit ``(before, after)`` pair per axis.
+def _nd_padding(
+    draw: st.DrawFn,
+    kernel: tuple[int, ...],
+    *,
+    pool: bool,
+    modes: Sequence[str] = _PADDING_DRAWS,
+) -> Any:
+    """Draw a padding mode among ``modes``, or one explicit ``(before, after)`` pair per axis.
 
     For pooling each pad is below the kernel on its axis (a pad as wide as the window would
     make a window of padding only).
     """
-    mode = draw(st.sampled_from(_PADDING_DRAWS))
+    mode = draw(st.sampled_from(modes))
     if mode != "explicit":
         return mode
     return tuple(
@@ -500,6 +506,38 @@ def _axis_value(draw: st.DrawFn, values: tuple[int, ...]) -> int | tuple[int, ..
     return values
 
 
+def _partial_last_windows(
+    draw: st.DrawFn,
+    spatial: tuple[int, ...],
+    kernel: tuple[int, ...],
+    strides: tuple[int, ...],
+    dilations: tuple[int, ...],
+    padding: Any,
+) -> tuple[int, ...]:
+    """Redraw the sides so that ceil mode keeps a partial last window on every strided axis.
+
+    Each new side ``n`` (1 to the larger of the drawn side and ``e + s``) leaves a remainder
+    after the last full window (``(n + before + after - e) % s != 0``), and the extra
+    ceil-mode window starts on a real element (so it is kept, and runs past the end pad).
+    Axes of stride 1 (no remainder) keep their side. ``padding`` is VALID or explicit pairs
+    (under SAME ceil mode changes nothing).
+    """
+    sides = []
+    for a, size in enumerate(spatial):
+        before, after = (0, 0) if isinstance(padding, str) else padding[a]
+        extent = (kernel[a] - 1) * dilations[a] + 1
+        stride = strides[a]
+        fits = [
+            n
+            for n in range(1, max(size, extent + stride) + 1)
+            if n + before + after >= extent
+            and (n + before + after - extent) % stride
+            and -(-(n + before + after - extent) // stride) * stride < n + before
+        ]
+        sides.append(draw(st.sampled_from(fits)) if fits else size)
+    return tuple(sides)
+
+
 @st.composite
 def pool_cases(draw: st.DrawFn, *, op: str) -> Case:
     """Cases for the max/avg pooling functions, over 1, 2 or 3 spatial axes.
@@ -507,10 +545,16 @@ def pool_cases(draw: st.DrawFn, *, op: str) -> Case:
     Windows 1-6 per axis (1-3 in 3-D), strides default (= ksize) or 1-4 per axis
     (overlapping and gapped windows), dilations 1-3 where the function takes them, every
     padding mode with explicit pads below the window, ceil mode, channels-first layouts,
-    ``count_include_pad`` both ways. Options at their defaults are left out of the call, so
-    the classic 2-D NHWC form keeps its corner cases. Values are integer-valued half the
-    time, so windows hold tied maxima. Geometries where a window would hold padding only
-    (refused by refcnn, undefined anywhere) are not drawn.
+    ``count_include_pad`` both ways. Ceil mode (three cases in ten) changes nothing under
+    SAME and adds a window only where the last one is partial, so half its cases take VALID
+    or explicit pads and sides whose last window on each strided axis is partial and kept,
+    running past the end pad (:func:`_partial_last_windows`: where ceil mode's divisors
+    differ; the free draw gave one such case in 25, one in 40 with ``count_include_pad``,
+    too few for a 150-example run); the other half keep the free draw, where the extra
+    window often starts in the end padding and must be dropped. Options at their defaults
+    are left out of the call, so the classic 2-D NHWC form keeps its corner cases. Values
+    are integer-valued half the time, so windows hold tied maxima. Geometries where a
+    window would hold padding only (refused by refcnn, undefined anywhere) are not drawn.
     """
     names = parameters(op)
     legacy = op in {"max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"}
@@ -530,8 +574,14 @@ def pool_cases(draw: st.DrawFn, *, op: str) -> Case:
         min(_side(draw, e, s), most_side) if rank < 3 else draw(st.integers(1, most_side))
         for e, s in zip(extents, steps, strict=True)
     )
-    padding = _nd_padding(draw, kernel, pool=True)
     ceil_mode = "ceil_mode" in names and _chance(draw, 0.3)
+    if ceil_mode and draw(st.booleans()):
+        # Half the ceil-mode cases get a last window that is partial and kept on every axis
+        # where the stride allows one: the only windows where ceil mode's divisors differ.
+        padding = _nd_padding(draw, kernel, pool=True, modes=("VALID", "explicit", "explicit"))
+        spatial = _partial_last_windows(draw, spatial, kernel, steps, dilations, padding)
+    else:
+        padding = _nd_padding(draw, kernel, pool=True)
     resolved = windows(
         spatial,
         kernel,
