@@ -45,7 +45,7 @@ IDX_LABELS_MAGIC = 0x00000801
 DEFLATE_MAX_RATIO = 1032
 
 # Bytes per read while filling the result: bounds the temporaries gzip's reader allocates.
-_READ_CHUNK = 2**20
+_READ_CHUNK = 2**18
 
 _MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -213,7 +213,7 @@ def read_idx_images(path: PathLike) -> Array:
     -----
     The file is streamed, never read whole: first the header, then exactly the bytes it
     declares, then one more byte to detect trailing data. Peak memory is the declared data
-    (plus 1 MiB of read buffer), whatever the file holds after it, so a gzip "bomb" (a few
+    (plus a 256 KiB read buffer), whatever the file holds after it, so a gzip "bomb" (a few
     MB that inflate to GBs behind a small header) is refused after reading its header and
     data. A raw file's size is compared with the header before anything is allocated; a gzip
     file is refused up front if its header declares more than :data:`DEFLATE_MAX_RATIO`

@@ -237,5 +237,5 @@ def test_reading_costs_the_declared_data(tmp_path: Path, suffix: str) -> None:
     assert cost.error is None, cost
     np.testing.assert_array_equal(cost.result, images)
     assert cost.result.flags.writeable
-    # The result itself, plus at most one read chunk (1 MiB) and gzip's buffers.
+    # The result itself, plus at most one read chunk (256 KiB) and gzip's buffers.
     assert cost.peak_bytes < images.nbytes + 2 * MIB, cost
