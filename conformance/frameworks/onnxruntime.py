@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,8 +42,8 @@ import onnxruntime as ort
 from onnx import helper
 
 from conformance.frameworks import NotExpressible
-from conformance.frameworks._common import Array, conv_geometry, pair, pool_geometry
-from refcnn.padding import normalize_padding, window_geometry
+from conformance.frameworks._common import Array
+from refcnn.padding import normalize_padding, transpose_geometry, windows
 
 NAME = "onnxruntime"
 REQUIRES = "onnxruntime"
@@ -78,9 +79,6 @@ OPSET = 21
 #: ONNX Runtime computes no gradients: the backward functions are not expressible.
 vjp = None
 
-_AUTO_PAD = {"VALID": "VALID", "SAME": "SAME_UPPER", "SAME_LOWER": "SAME_LOWER"}
-
-
 def setup(device: str, *, allow_tf32: bool) -> dict[str, str]:
     """Record the version; the CPU provider is the only one this suite uses."""
     if device != "cpu":
@@ -113,10 +111,10 @@ def _session(
     op: str,
     attributes: tuple[tuple[str, Any], ...],
     input_types: tuple[tuple[str, int], ...],
-    output_type: str,
+    output_types: tuple[str, ...],
 ) -> ort.InferenceSession:
     # Inputs of known rank and dtype, every dimension symbolic: one session serves every
-    # shape, and ONNX Runtime infers the output's.
+    # shape, and ONNX Runtime infers the outputs'.
     inputs = [
         helper.make_tensor_value_info(
             f"in{i}",
@@ -125,12 +123,20 @@ def _session(
         )
         for i, (dtype, rank) in enumerate(input_types)
     ]
-    output = helper.make_tensor_value_info(
-        "out", helper.np_dtype_to_tensor_dtype(np.dtype(output_type)), None
-    )
+    outputs = [
+        helper.make_tensor_value_info(
+            f"out{i}", helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), None
+        )
+        for i, dtype in enumerate(output_types)
+    ]
     attrs: dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v for k, v in attributes}
-    node = helper.make_node(op, [f"in{i}" for i in range(len(input_types))], ["out"], **attrs)
-    graph = helper.make_graph([node], op, inputs, [output])
+    node = helper.make_node(
+        op,
+        [f"in{i}" for i in range(len(input_types))],
+        [f"out{i}" for i in range(len(output_types))],
+        **attrs,
+    )
+    graph = helper.make_graph([node], op, inputs, outputs)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -140,65 +146,77 @@ def _session(
     )
 
 
-def _run(op: str, inputs: Sequence[Array], **attributes: Any) -> Array:
-    """Run one ONNX node on ``inputs``; the output has the first input's dtype."""
+def _run_all(
+    op: str, inputs: Sequence[Array], output_types: Sequence[str], **attributes: Any
+) -> list[Array]:
+    """Run one ONNX node on ``inputs``; one result per entry of ``output_types``."""
     types = tuple((str(a.dtype), a.ndim) for a in inputs)
     try:
-        session = _session(op, _attribute_key(attributes), types, types[0][0])
+        session = _session(op, _attribute_key(attributes), types, tuple(output_types))
     except ort.capi.onnxruntime_pybind11_state.NotImplemented as exc:
         msg = f"onnxruntime {op} ({types[0][0]}): the CPU provider has no kernel for it"
         raise NotExpressible(msg, whole=True) from exc
     feeds = {f"in{i}": np.array(a, copy=False, order="C") for i, a in enumerate(inputs)}
-    (out,) = session.run(None, feeds)
-    return np.asarray(out)
+    return [np.asarray(out) for out in session.run(None, feeds)]
 
 
-def _pads(
-    op: str,
-    padding: Any,
-    input_hw: Sequence[int],
-    kernel: tuple[int, int],
-    strides: tuple[int, int],
-    dilations: tuple[int, int] = (1, 1),
-) -> dict[str, Any]:
-    """ONNX's ``auto_pad`` for the named modes where ONNX Runtime can run it, else ``pads``.
+def _run(op: str, inputs: Sequence[Array], **attributes: Any) -> Array:
+    """Run one ONNX node on ``inputs``; the output has the first input's dtype."""
+    (out,) = _run_all(op, inputs, [str(inputs[0].dtype)], **attributes)
+    return out
 
-    ``pads`` lists all begins, then all ends, from :mod:`refcnn.padding`. ``auto_pad`` is
-    kept where ONNX Runtime's own SAME rule applies: it refuses dilation under SAME for Conv,
-    and computes ONNX's ``(out - 1) * s + e - n`` without TensorFlow's clamp at 0, which is
-    negative when the stride exceeds the window (MaxPool then raises "padding values must
-    be non-negative" and AveragePool silently crops the input: a wrong window, see
-    conformance/test_framework_bugs.py); those cases get the explicit pads.
+
+# -- layouts and geometry -----------------------------------------------------------------------
+
+
+def _is_channels_first(data_format: str | None) -> bool:
+    return isinstance(data_format, str) and data_format.upper().startswith("NC")
+
+
+def _per_axis(value: int | Sequence[int], rank: int) -> tuple[int, ...]:
+    """``2`` -> ``(2,) * rank``; a sequence of ``rank`` ints as a tuple."""
+    if isinstance(value, Sequence | np.ndarray):
+        return tuple(int(v) for v in value)
+    return (int(value),) * rank
+
+
+def _spatial_sizes(x: Array, channels_first: bool) -> tuple[int, ...]:
+    shape = tuple(int(n) for n in x.shape)
+    return shape[2:] if channels_first else shape[1:-1]
+
+
+def _to_channels_first(x: Array, channels_first: bool) -> Array:
+    """``(N, *S, C)`` -> ONNX's ``(N, C, *S)`` (a transpose: no arithmetic)."""
+    if channels_first:
+        return x
+    return np.ascontiguousarray(np.moveaxis(x, -1, 1))
+
+
+def _from_channels_first(y: Array, channels_first: bool) -> Array:
+    if channels_first:
+        return y
+    return np.ascontiguousarray(np.moveaxis(y, 1, -1))
+
+
+def _onnx_filter(w: Array) -> Array:
+    """Transpose a ``(*K, I, O)`` filter into ONNX's ``(O, I, *K)``.
+
+    The same permutation serves ``conv_transpose``: refcnn's ``(*K, C_out/groups, C_in)`` is
+    ONNX's ``ConvTranspose`` weight ``(C_in, C_out/groups, *K)``.
     """
-    mode = normalize_padding(op, padding)
-    geometry = window_geometry(
-        (int(input_hw[0]), int(input_hw[1])), kernel, strides, dilations, mode
-    )
-    if isinstance(mode, str):
-        unclamped = [
-            (out - 1) * s + (k - 1) * d + 1 - n
-            for out, s, k, d, n in zip(
-                geometry.out_hw, strides, kernel, dilations, input_hw, strict=True
-            )
-        ]
-        if mode == "VALID" or (dilations == (1, 1) and min(unclamped) >= 0):
-            return {"auto_pad": _AUTO_PAD[mode]}
-    (top, bottom), (left, right) = geometry.pads
-    return {"pads": [top, left, bottom, right]}
+    rank = w.ndim - 2
+    return np.ascontiguousarray(np.transpose(w, (rank + 1, rank, *range(rank))))
 
 
-def _nchw(x: Array) -> Array:
-    return np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2)))
+def _onnx_pads(pads: Sequence[tuple[int, int]]) -> list[int]:
+    """ONNX's ``pads``: every axis's begin, then every axis's end."""
+    return [before for before, _ in pads] + [after for _, after in pads]
 
 
-def _nhwc(y: Array) -> Array:
-    return np.ascontiguousarray(np.transpose(y, (0, 2, 3, 1)))
+# -- conv ---------------------------------------------------------------------------------------
 
 
-# -- conv and pooling ---------------------------------------------------------------------------
-
-
-def conv2d(
+def conv(
     x: Array,
     w: Array,
     b: Array | None = None,
@@ -206,72 +224,291 @@ def conv2d(
     strides: int | Sequence[int] = 1,
     padding: Any = "VALID",
     dilations: int | Sequence[int] = 1,
+    groups: int = 1,
+    data_format: str | None = None,
 ) -> Array:
-    """See refcnn.conv2d (ONNX ``Conv``; HWIO -> OIHW)."""
-    inputs = [_nchw(x), np.ascontiguousarray(np.transpose(w, (3, 2, 0, 1)))]
-    if b is not None:
-        inputs.append(b)
-    kernel = (int(w.shape[0]), int(w.shape[1]))
-    _, geometry = conv_geometry("conv2d", x.shape, w.shape, strides, padding, dilations)
-    if 0 in geometry.out_hw:
+    """See refcnn.conv (ONNX ``Conv`` with explicit ``pads``; module docstring)."""
+    rank = x.ndim - 2
+    channels_first = _is_channels_first(data_format)
+    stride, dilation = _per_axis(strides, rank), _per_axis(dilations, rank)
+    kernel = tuple(int(k) for k in w.shape[:rank])
+    mode = normalize_padding("conv", padding, rank)
+    geometry = windows(_spatial_sizes(x, channels_first), kernel, stride, dilation, mode)
+    if 0 in geometry.out:
         msg = (
-            f"onnxruntime conv2d: empty output (out_h, out_w) = {geometry.out_hw}: ONNX "
-            "Runtime's Conv rejects it ('Invalid input shape')"
+            f"onnxruntime conv{rank}d: empty output {geometry.out}: ONNX Runtime's Conv "
+            "rejects it ('Invalid input shape')"
         )
         raise NotExpressible(msg)
-    attributes = {
-        "kernel_shape": list(kernel),
-        "strides": list(pair(strides)),
-        "dilations": list(pair(dilations)),
-        **_pads("conv2d", padding, x.shape[1:3], kernel, pair(strides), pair(dilations)),
-    }
-    return _nhwc(_run("Conv", inputs, **attributes))
+    inputs = [_to_channels_first(x, channels_first), _onnx_filter(w)]
+    if b is not None:
+        inputs.append(b)
+    y = _run(
+        "Conv",
+        inputs,
+        kernel_shape=list(kernel),
+        strides=list(stride),
+        dilations=list(dilation),
+        pads=_onnx_pads(geometry.pads),
+        group=int(groups),
+    )
+    return _from_channels_first(y, channels_first)
 
 
-def _pool_attributes(op: str, x: Array, ksize: Any, strides: Any, padding: Any) -> dict[str, Any]:
-    kernel = pair(ksize)
-    steps = pair(kernel if strides is None else strides)
-    _, geometry = pool_geometry(op, x.shape, ksize, strides, padding)
-    if 0 in geometry.out_hw or x.shape[3] == 0:
+def _transpose_plan(
+    in_size: int, kernel: int, stride: int, dilation: int, before: int, size: int
+) -> tuple[int, int, int]:
+    """Plan one axis: ``(after pad, output_padding, zero inputs appended)`` for ONNX Runtime.
+
+    With ``L = (in - 1)*s + (k - 1)*d + 1`` the full (unpadded) transposed length, refcnn's
+    output is ``full[before : before + size]`` (zeros past ``L``), ONNX's
+    ``full[before : L + output_padding - after]``. Where refcnn's window ends inside ``L``
+    the end pad says it; past ``L`` by less than the stride, ``output_padding`` (ONNX
+    Runtime refuses one of ``s`` or more: "Computed output shape is inconsistent"); further
+    out, zero inputs appended to ``x`` lengthen ``L`` by ``s`` each (exact: they add
+    nothing) and the end pad trims the rest.
+    """
+    full = (in_size - 1) * stride + (kernel - 1) * dilation + 1
+    tail = before + size - full
+    if tail <= 0:
+        return -tail, 0, 0
+    if tail < stride:
+        return 0, tail, 0
+    zeros = -(-tail // stride)
+    return zeros * stride - tail, 0, zeros
+
+
+def conv_transpose(
+    x: Array,
+    w: Array,
+    b: Array | None = None,
+    *,
+    output_shape: Sequence[int] | None = None,
+    strides: int | Sequence[int] = 1,
+    padding: Any = "VALID",
+    output_padding: int | Sequence[int] = 0,
+    dilations: int | Sequence[int] = 1,
+    groups: int = 1,
+    data_format: str | None = None,
+    method: str = "auto",  # refcnn's route choice: nothing to translate
+) -> Array:
+    """See refcnn.conv_transpose (ONNX ``ConvTranspose``, explicit pads; module docstring)."""
+    rank = x.ndim - 2
+    channels_first = _is_channels_first(data_format)
+    stride, dilation = _per_axis(strides, rank), _per_axis(dilations, rank)
+    extra = _per_axis(output_padding, rank)
+    kernel = tuple(int(k) for k in w.shape[:rank])
+    in_sizes = _spatial_sizes(x, channels_first)
+    mode = normalize_padding("conv_transpose", padding, rank)
+    if output_shape is None:
+        sizes, befores = zip(
+            *(
+                transpose_geometry(
+                    in_sizes[a],
+                    kernel[a],
+                    stride[a],
+                    dilation[a],
+                    mode if isinstance(mode, str) else mode[a],
+                    extra[a],
+                )
+                for a in range(rank)
+            ),
+            strict=True,
+        )
+    else:
+        shape = tuple(int(n) for n in output_shape)
+        if len(shape) == rank + 2:
+            shape = shape[2:] if channels_first else shape[1:-1]
+        sizes = shape
+        befores = tuple(p[0] for p in windows(sizes, kernel, stride, dilation, mode).pads)
+    if 0 in sizes or 0 in in_sizes:
         msg = (
-            f"onnxruntime {op}: (out_h, out_w, C) = {(*geometry.out_hw, x.shape[3])} has an "
-            "empty dim: ONNX Runtime 1.32's pooling rejects C = 0 ('Only N can be zero') and "
-            "gives a window larger than the input one output instead of none (its size "
-            "formula truncates (n - k) / s toward zero where ONNX's floors it; see "
-            "conformance/test_framework_bugs.py)"
+            f"onnxruntime conv_transpose{rank}d: empty input or output {tuple(sizes)}: ONNX "
+            "Runtime's ConvTranspose rejects it ('Computed output dimension is <= 0')"
+        )
+        raise NotExpressible(msg)
+    plans = [
+        _transpose_plan(in_sizes[a], kernel[a], stride[a], dilation[a], befores[a], sizes[a])
+        for a in range(rank)
+    ]
+    xs = _to_channels_first(x, channels_first)
+    if any(zeros for _, _, zeros in plans):
+        xs = np.pad(xs, [(0, 0), (0, 0), *((0, zeros) for _, _, zeros in plans)])
+    inputs = [xs, _onnx_filter(w)]
+    if b is not None:
+        inputs.append(b)
+    y = _run(
+        "ConvTranspose",
+        inputs,
+        kernel_shape=list(kernel),
+        strides=list(stride),
+        dilations=list(dilation),
+        pads=_onnx_pads([(before, plan[0]) for before, plan in zip(befores, plans, strict=True)]),
+        output_padding=[plan[1] for plan in plans],
+        group=int(groups),
+    )
+    return _from_channels_first(y, channels_first)
+
+
+# -- pooling ------------------------------------------------------------------------------------
+
+
+def _pool_attributes(
+    op: str,
+    x: Array,
+    ksize: int | Sequence[int],
+    strides: int | Sequence[int] | None,
+    padding: Any,
+    dilations: int | Sequence[int],
+    ceil_mode: bool,
+    channels_first: bool,
+) -> dict[str, Any]:
+    """ONNX's pooling attributes for a refcnn call (pads from refcnn.padding), or refuse."""
+    rank = x.ndim - 2
+    kernel = _per_axis(ksize, rank)
+    stride = kernel if strides is None else _per_axis(strides, rank)
+    dilation = _per_axis(dilations, rank)
+    mode = normalize_padding(op, padding, rank)
+    sizes = _spatial_sizes(x, channels_first)
+    geometry = windows(sizes, kernel, stride, dilation, mode, ceil_mode=bool(ceil_mode))
+    channels = int(x.shape[1] if channels_first else x.shape[-1])
+    if 0 in geometry.out or channels == 0:
+        msg = (
+            f"onnxruntime {op}: output {geometry.out} with C = {channels} has an empty dim: "
+            "ONNX Runtime 1.32's pooling rejects C = 0 ('invalid channel count') and gives a "
+            "window larger than the input one output instead of none (its size formula "
+            "truncates (n - e) / s toward zero where ONNX's floors it; see "
+            "conformance/test_framework_bugs.py) or raises 'Calculated output dimension is "
+            "negative'"
         )
         raise NotExpressible(msg)
     return {
         "kernel_shape": list(kernel),
-        "strides": list(steps),
-        **_pads(op, padding, x.shape[1:3], kernel, steps),
+        "strides": list(stride),
+        "dilations": list(dilation),
+        "pads": _onnx_pads(geometry.pads),
+        "ceil_mode": int(bool(ceil_mode)),
     }
 
 
-def max_pool2d(
+def _max_pool(
+    op: str,
+    x: Array,
+    ksize: int | Sequence[int],
+    options: dict[str, Any],
+    *,
+    with_indices: bool,
+) -> list[Array]:
+    channels_first = _is_channels_first(options["data_format"])
+    attributes = _pool_attributes(
+        op,
+        x,
+        ksize,
+        options["strides"],
+        options["padding"],
+        options["dilations"],
+        options["ceil_mode"],
+        channels_first,
+    )
+    xs = _to_channels_first(x, channels_first)
+    types = [str(x.dtype), "int64"] if with_indices else [str(x.dtype)]
+    outputs = _run_all("MaxPool", [xs], types, storage_order=0, **attributes)
+    if with_indices:
+        # ONNX's Indices flatten the whole (N, C, *S) input, row-major (storage_order 0);
+        # refcnn's argmax indexes the (n, c) spatial volume: the remainder by its size.
+        volume = math.prod(_spatial_sizes(xs, channels_first=True))
+        outputs[1] = outputs[1] % volume
+    return [_from_channels_first(y, channels_first) for y in outputs]
+
+
+def max_pool(
     x: Array,
     ksize: int | Sequence[int],
     *,
     strides: int | Sequence[int] | None = None,
     padding: Any = "VALID",
+    dilations: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    data_format: str | None = None,
 ) -> Array:
-    """See refcnn.max_pool2d (ONNX ``MaxPool``: padding never wins)."""
-    attributes = _pool_attributes("max_pool2d", x, ksize, strides, padding)
-    return _nhwc(_run("MaxPool", [_nchw(x)], **attributes))
+    """See refcnn.max_pool (ONNX ``MaxPool``: padding never wins)."""
+    options = _options(strides, padding, dilations, ceil_mode, data_format)
+    (y,) = _max_pool("max_pool", x, ksize, options, with_indices=False)
+    return y
 
 
-def avg_pool2d(
+def max_pool_with_argmax(
     x: Array,
     ksize: int | Sequence[int],
     *,
     strides: int | Sequence[int] | None = None,
     padding: Any = "VALID",
+    dilations: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    data_format: str | None = None,
+) -> tuple[Array, Array]:
+    """See refcnn.max_pool_with_argmax (``MaxPool``'s ``Indices`` mapped to the (n, c) volume)."""
+    options = _options(strides, padding, dilations, ceil_mode, data_format)
+    y, index = _max_pool("max_pool_with_argmax", x, ksize, options, with_indices=True)
+    return y, index
+
+
+def _options(
+    strides: Any, padding: Any, dilations: Any, ceil_mode: Any, data_format: Any
+) -> dict[str, Any]:
+    return {
+        "strides": strides,
+        "padding": padding,
+        "dilations": dilations,
+        "ceil_mode": bool(ceil_mode),
+        "data_format": data_format,
+    }
+
+
+def avg_pool(
+    x: Array,
+    ksize: int | Sequence[int],
+    *,
+    strides: int | Sequence[int] | None = None,
+    padding: Any = "VALID",
+    dilations: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
     count_include_pad: bool = False,
+    data_format: str | None = None,
 ) -> Array:
-    """See refcnn.avg_pool2d (ONNX ``AveragePool`` with ``count_include_pad``)."""
-    attributes = _pool_attributes("avg_pool2d", x, ksize, strides, padding)
-    attributes["count_include_pad"] = int(count_include_pad)
-    return _nhwc(_run("AveragePool", [_nchw(x)], **attributes))
+    """See refcnn.avg_pool (ONNX ``AveragePool`` with ``count_include_pad``)."""
+    channels_first = _is_channels_first(data_format)
+    attributes = _pool_attributes(
+        "avg_pool", x, ksize, strides, padding, dilations, ceil_mode, channels_first
+    )
+    y = _run(
+        "AveragePool",
+        [_to_channels_first(x, channels_first)],
+        count_include_pad=int(bool(count_include_pad)),
+        **attributes,
+    )
+    return _from_channels_first(y, channels_first)
+
+
+# -- global pooling -----------------------------------------------------------------------------
+
+
+def _global_pool(op: str, x: Array, data_format: str | None, keepdims: bool) -> Array:
+    channels_first = _is_channels_first(data_format)
+    y = _run(op, [_to_channels_first(x, channels_first)])
+    if not keepdims:
+        return y.reshape(y.shape[0], y.shape[1])
+    return _from_channels_first(y, channels_first)
+
+
+def global_max_pool(x: Array, *, data_format: str | None = None, keepdims: bool = True) -> Array:
+    """See refcnn.global_max_pool (ONNX ``GlobalMaxPool``; ``keepdims=False`` reshapes)."""
+    return _global_pool("GlobalMaxPool", x, data_format, keepdims)
+
+
+def global_avg_pool(x: Array, *, data_format: str | None = None, keepdims: bool = True) -> Array:
+    """See refcnn.global_avg_pool (ONNX ``GlobalAveragePool``; ``keepdims=False`` reshapes)."""
+    return _global_pool("GlobalAveragePool", x, data_format, keepdims)
 
 
 # -- flatten, dense, activations, softmax ---------------------------------------------------------
