@@ -35,7 +35,7 @@ import functools
 import importlib.metadata
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import onnxruntime as ort
@@ -43,7 +43,7 @@ from onnx import helper
 
 from conformance.frameworks import NotExpressible
 from conformance.frameworks._common import Array
-from refcnn.padding import normalize_padding, transpose_geometry, windows
+from refcnn.padding import AxisPads, normalize_padding, transpose_geometry, windows
 
 NAME = "onnxruntime"
 REQUIRES = "onnxruntime"
@@ -78,6 +78,7 @@ OPSET = 21
 
 #: ONNX Runtime computes no gradients: the backward functions are not expressible.
 vjp = None
+
 
 def setup(device: str, *, allow_tf32: bool) -> dict[str, str]:
     """Record the version; the CPU provider is the only one this suite uses."""
@@ -353,7 +354,16 @@ def conv_transpose(
 # -- pooling ------------------------------------------------------------------------------------
 
 
-def _pool_attributes(
+class _Pool(NamedTuple):
+    """A pooling call in ONNX's terms: its attributes and the pads ONNX Runtime cannot take."""
+
+    channels_first: bool
+    attributes: dict[str, Any]
+    prepad: AxisPads  # the part of each pad at or past the window, applied to the input
+    out: tuple[int, ...]  # refcnn's output size
+
+
+def _pool(
     op: str,
     x: Array,
     ksize: int | Sequence[int],
@@ -361,10 +371,11 @@ def _pool_attributes(
     padding: Any,
     dilations: int | Sequence[int],
     ceil_mode: bool,
-    channels_first: bool,
-) -> dict[str, Any]:
-    """ONNX's pooling attributes for a refcnn call (pads from refcnn.padding), or refuse."""
+    data_format: str | None,
+) -> _Pool:
+    """Resolve a pooling call (pads from refcnn.padding) and refuse what ONNX Runtime rejects."""
     rank = x.ndim - 2
+    channels_first = _is_channels_first(data_format)
     kernel = _per_axis(ksize, rank)
     stride = kernel if strides is None else _per_axis(strides, rank)
     dilation = _per_axis(dilations, rank)
@@ -382,13 +393,56 @@ def _pool_attributes(
             "negative'"
         )
         raise NotExpressible(msg)
-    return {
+    # ONNX Runtime takes pads below the window size only ("Pad should be smaller than
+    # kernel", whatever the dilation; SAME pads of a dilated window can reach it): the rest
+    # of each pad is applied to the input by the caller.
+    native = tuple(
+        (min(b, k - 1), min(a, k - 1)) for (b, a), k in zip(geometry.pads, kernel, strict=True)
+    )
+    prepad = tuple((b - nb, a - na) for (b, a), (nb, na) in zip(geometry.pads, native, strict=True))
+    # Under SAME refcnn's ceil mode changes nothing (out = ceil(n / s) already); with SAME's
+    # pads written out, floor mode gives exactly that size.
+    ceil = bool(ceil_mode) and not (isinstance(mode, str) and mode != "VALID")
+    attributes = {
         "kernel_shape": list(kernel),
         "strides": list(stride),
         "dilations": list(dilation),
-        "pads": _onnx_pads(geometry.pads),
-        "ceil_mode": int(bool(ceil_mode)),
+        "pads": _onnx_pads(native),
+        "ceil_mode": int(ceil),
     }
+    return _Pool(channels_first, attributes, prepad, geometry.out)
+
+
+def _prepadded(x: Array, pool: _Pool, value: float) -> Array:
+    """Apply the pads ONNX Runtime cannot take to a channels-first ``x`` (``value`` pads)."""
+    if not any(b or a for b, a in pool.prepad):
+        return x
+    return np.pad(x, [(0, 0), (0, 0), *pool.prepad], constant_values=value)
+
+
+def _cropped(y: Array, out: Sequence[int]) -> Array:
+    """Keep refcnn's windows of a channels-first result.
+
+    On a pre-padded input ONNX Runtime's ceil mode (drop a last window that starts in the
+    end pad) cannot see the pre-padded part of that pad, so it may keep one window more.
+    """
+    if tuple(y.shape[2:]) == tuple(out):
+        return y
+    return y[(slice(None), slice(None), *(slice(0, n) for n in out))]
+
+
+def _unpadded_index(index: Array, pool: _Pool, sizes: Sequence[int]) -> Array:
+    """Turn a flat index in the pre-padded spatial volume into one in the input's own."""
+    padded = [n + b + a for n, (b, a) in zip(sizes, pool.prepad, strict=True)]
+    result = np.zeros_like(index)
+    rest = index
+    scale = 1
+    for axis in reversed(range(len(sizes))):
+        coordinate = rest % padded[axis] - pool.prepad[axis][0]
+        rest = rest // padded[axis]
+        result += coordinate * scale
+        scale *= sizes[axis]
+    return result
 
 
 def _max_pool(
@@ -399,26 +453,26 @@ def _max_pool(
     *,
     with_indices: bool,
 ) -> list[Array]:
-    channels_first = _is_channels_first(options["data_format"])
-    attributes = _pool_attributes(
-        op,
-        x,
-        ksize,
-        options["strides"],
-        options["padding"],
-        options["dilations"],
-        options["ceil_mode"],
-        channels_first,
-    )
-    xs = _to_channels_first(x, channels_first)
+    pool = _pool(op, x, ksize, **options)
+    xs = _to_channels_first(x, pool.channels_first)
+    sizes = _spatial_sizes(xs, channels_first=True)
+    padded = _prepadded(xs, pool, -np.inf)
+    if padded is not xs and bool(np.isneginf(xs).any()):
+        msg = (
+            f"onnxruntime {op}: pads at or past the window size (which ONNX Runtime rejects) "
+            "are applied as -inf, and x holds -inf: a window whose real elements are all "
+            "-inf would tie with a pad"
+        )
+        raise NotExpressible(msg)
     types = [str(x.dtype), "int64"] if with_indices else [str(x.dtype)]
-    outputs = _run_all("MaxPool", [xs], types, storage_order=0, **attributes)
+    outputs = _run_all("MaxPool", [padded], types, storage_order=0, **pool.attributes)
+    outputs = [_cropped(y, pool.out) for y in outputs]
     if with_indices:
         # ONNX's Indices flatten the whole (N, C, *S) input, row-major (storage_order 0);
         # refcnn's argmax indexes the (n, c) spatial volume: the remainder by its size.
-        volume = math.prod(_spatial_sizes(xs, channels_first=True))
-        outputs[1] = outputs[1] % volume
-    return [_from_channels_first(y, channels_first) for y in outputs]
+        index = outputs[1] % math.prod(_spatial_sizes(padded, channels_first=True))
+        outputs[1] = _unpadded_index(index, pool, sizes)
+    return [_from_channels_first(y, pool.channels_first) for y in outputs]
 
 
 def max_pool(
@@ -477,17 +531,26 @@ def avg_pool(
     data_format: str | None = None,
 ) -> Array:
     """See refcnn.avg_pool (ONNX ``AveragePool`` with ``count_include_pad``)."""
-    channels_first = _is_channels_first(data_format)
-    attributes = _pool_attributes(
-        "avg_pool", x, ksize, strides, padding, dilations, ceil_mode, channels_first
-    )
+    op = "avg_pool"
+    options = _options(strides, padding, dilations, ceil_mode, data_format)
+    pool = _pool(op, x, ksize, **options)
+    if count_include_pad is False and any(b or a for b, a in pool.prepad):
+        msg = (
+            f"onnxruntime {op}: pads {pool.prepad} past what ONNX Runtime takes (below the "
+            "window size: 'Pad should be smaller than kernel'); applied to the input they "
+            "would count in the divisor of count_include_pad=False"
+        )
+        raise NotExpressible(msg)
+    # count_include_pad=True: the divisor counts the taps inside the padded input, so zeros
+    # applied to the input count as the pads they replace.
+    xs = _prepadded(_to_channels_first(x, pool.channels_first), pool, 0.0)
     y = _run(
         "AveragePool",
-        [_to_channels_first(x, channels_first)],
+        [xs],
         count_include_pad=int(bool(count_include_pad)),
-        **attributes,
+        **pool.attributes,
     )
-    return _from_channels_first(y, channels_first)
+    return _from_channels_first(_cropped(y, pool.out), pool.channels_first)
 
 
 # -- global pooling -----------------------------------------------------------------------------
