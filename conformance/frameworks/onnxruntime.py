@@ -383,14 +383,18 @@ def _pool(
     sizes = _spatial_sizes(x, channels_first)
     geometry = windows(sizes, kernel, stride, dilation, mode, ceil_mode=bool(ceil_mode))
     channels = int(x.shape[1] if channels_first else x.shape[-1])
-    if 0 in geometry.out or channels == 0:
+    if 0 in geometry.out:
         msg = (
-            f"onnxruntime {op}: output {geometry.out} with C = {channels} has an empty dim: "
-            "ONNX Runtime 1.32's pooling rejects C = 0 ('invalid channel count') and gives a "
-            "window larger than the input one output instead of none (its size formula "
-            "truncates (n - e) / s toward zero where ONNX's floors it; see "
+            f"onnxruntime {op}: empty output {geometry.out}: ONNX Runtime 1.32's pooling "
+            "gives a window larger than the input one output instead of none (its size "
+            "formula truncates (n - e) / s toward zero where ONNX's floors it; see "
             "conformance/test_framework_bugs.py) or raises 'Calculated output dimension is "
             "negative'"
+        )
+        raise NotExpressible(msg)
+    if channels == 0:
+        msg = (
+            f"onnxruntime {op}: C = 0: ONNX Runtime's pooling rejects it ('invalid channel count')"
         )
         raise NotExpressible(msg)
     # ONNX Runtime takes pads below the window size only ("Pad should be smaller than
