@@ -6,6 +6,8 @@ framework's float64) answer, not the buggy one.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -97,7 +99,7 @@ def test_onnxruntime_pool_rejects_pads_as_large_as_the_undilated_window() -> Non
     # passes pads up to k - 1 and applies the rest to the input (-inf for max, zeros for
     # average with count_include_pad=True; count_include_pad=False is not expressible).
     x = np.array([3.0, 1.0, 2.0], dtype=np.float32).reshape(1, 3, 1)
-    options = {"strides": 1, "dilations": 3, "padding": "SAME"}
+    options: dict[str, Any] = {"strides": 1, "dilations": 3, "padding": "SAME"}
     y, argmax = refcnn.max_pool_with_argmax(x, 2, **options)
     np.testing.assert_array_equal(y.ravel(), [2.0, 3.0, 1.0])
     np.testing.assert_array_equal(argmax.ravel(), [2, 0, 1])

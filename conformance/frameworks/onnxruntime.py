@@ -1,32 +1,104 @@
 """ONNX Runtime adapter: each forward op as a one-node ONNX model run by the CPU provider.
 
-Same names, signatures and conventions as :mod:`refcnn` (NHWC data, HWIO filters,
-cross-correlation, TensorFlow argument names). ONNX is NCHW with OIHW filters: the adapter
-transposes in NumPy around the node (exact). Only forward functions exist: ONNX Runtime is
-an inference engine without automatic differentiation (``vjp = None``), so every backward
-function of the API is counted as not expressible, never skipped silently.
+Same names, signatures and conventions as :mod:`refcnn` (channels-last data by default,
+``(*K, C/groups, O)`` filters, cross-correlation, TensorFlow argument names). ONNX is
+channels-first ``(N, C, *S)`` with ``(O, C/groups, *K)`` filters: the adapter transposes in
+NumPy around the node (exact: a transpose does no arithmetic). Only forward functions exist:
+ONNX Runtime is an inference engine without automatic differentiation (``vjp = None``), so
+every backward function of the API is counted as not expressible, never skipped silently.
+The 1-D/2-D/3-D functions (``conv2d``, ``max_pool3d``, ...) are the N-d forwards below.
 
 Translation
 -----------
 - Models are built with ``onnx.helper`` (opset :data:`OPSET`), one node each, and run by an
   ``InferenceSession`` on the ``CPUExecutionProvider`` with one intra-op thread; sessions are
-  cached by (op, attributes, dtypes).
-- Padding: ``"VALID"``, ``"SAME"`` and ``"SAME_LOWER"`` become ONNX's own ``auto_pad``
-  (``VALID``, ``SAME_UPPER``, ``SAME_LOWER``), so ONNX Runtime's padding rules are what is
-  compared; explicit pads become ``pads = [top, left, bottom, right]``.
-- ``conv2d``: ``Conv`` (``strides``, ``dilations``, the bias as its third input).
-- ``max_pool2d`` / ``avg_pool2d``: ``MaxPool`` / ``AveragePool`` with ``kernel_shape``,
-  ``strides`` (default: the kernel), and ``count_include_pad``.
+  cached by (op, attributes, dtypes), every input dimension symbolic.
+- Layout: channels-last ``(N, *S, C)`` -> ``(N, C, *S)`` by ``np.moveaxis`` (a contiguous
+  copy) and back; channels-first input (``data_format="NCW"/"NCHW"/"NCDHW"``) is passed as
+  it is. Filters ``(*K, I, O)`` -> ``(O, I, *K)``; the same permutation turns
+  ``conv_transpose``'s ``(*K, C_out/groups, C_in)`` into ONNX's ``(C_in, C_out/groups, *K)``.
+  Groups (depthwise included) are ONNX's ``group``: both put output channel ``o`` in group
+  ``o // (O/groups)``.
+- Pads always come from :mod:`refcnn.padding` as explicit ``pads`` (every axis's begin, then
+  every end), never ``auto_pad``: ONNX Runtime's Conv refuses dilation under ``SAME_UPPER``
+  / ``SAME_LOWER``, and its SAME rule is ONNX's ``(out - 1)*s + e - n`` without TensorFlow's
+  clamp at 0 (Findings).
+- ``conv``: ``Conv`` (``kernel_shape``, ``strides``, ``dilations``, ``pads``, ``group``, the
+  bias as its third input).
+- ``conv_transpose``: ``ConvTranspose`` with ``pads`` and ``output_padding`` (its
+  ``output_shape`` attribute is not used). ONNX's output is ``full[before : L +
+  output_padding - after]`` of the full transposed length ``L = (in - 1)*s + (K - 1)*d + 1``,
+  refcnn's ``full[before : before + n]`` (``n`` from ``output_shape`` or ONNX's rule,
+  :func:`~refcnn.padding.transpose_geometry`; ``before`` the forward conv's leading pad).
+  Where refcnn's window ends inside ``L`` the end pad is ``L - before - n``; past ``L`` by
+  less than the stride, ``output_padding = before + n - L``; further out (an
+  ``output_padding`` of at least the stride, which refcnn allows below the dilation and
+  ONNX Runtime refuses, Findings) zero inputs are appended to ``x``, each lengthening ``L``
+  by ``s`` (exact: a zero input adds nothing), and the end pad trims the rest.
+- ``max_pool`` / ``avg_pool``: ``MaxPool`` / ``AveragePool`` with ``kernel_shape``,
+  ``strides`` (default: the kernel), ``dilations``, ``pads``, ``ceil_mode`` and
+  ``count_include_pad``. ONNX Runtime's output size (floor and ceil mode, its ceil rule
+  dropping a last window that starts in the end pad) is refcnn's for every non-empty output
+  (checked on every 1-D geometry with n <= 8, k <= 4, s <= 3, d <= 2, pads below the
+  window). Under SAME refcnn's ceil mode changes nothing and ``ceil_mode=0`` is passed with
+  SAME's pads, which gives exactly that size. Pads at or past the window size (ONNX Runtime
+  rejects them, Findings; SAME pads of a dilated window reach it) are split: up to ``k - 1``
+  as ``pads``, the rest applied to the input with ``np.pad``, ``-inf`` for max pooling and
+  zeros for ``count_include_pad=True`` (whose divisor counts the padded taps, so those zeros
+  count as the pads they replace); a last window that ONNX Runtime's ceil mode keeps because
+  it cannot see the applied part of the end pad is sliced off.
+- ``max_pool_with_argmax``: ``MaxPool``'s second output ``Indices`` (``storage_order=0``),
+  a row-major index over the whole unpadded ``(N, C, *S)`` input, reduced modulo the spatial
+  volume to refcnn's index in the ``(n, c)`` volume; after an applied pad it is mapped back
+  from the padded volume. Ties go to the first maximum, as in refcnn.
+- ``global_max_pool`` / ``global_avg_pool``: ``GlobalMaxPool`` / ``GlobalAveragePool``
+  (``(N, C, 1, ..., 1)``); ``keepdims=False`` reshapes to ``(N, C)``.
 - ``flatten``: ``Flatten(axis)``, ONNX's own definition of refcnn's flatten.
 - ``dense``: ``Gemm`` (``x @ w + b``).
 - ``relu`` / ``sigmoid`` / ``tanh`` / ``softmax`` / ``log_softmax``: the ONNX ops of those
   names (``Softmax``/``LogSoftmax`` with ``axis``, opset >= 13 semantics: one axis).
 - ``softmax_cross_entropy``: ``SoftmaxCrossEntropyLoss`` with the class axis moved to 1
   (``(K,)`` logits become a batch of one), integer labels, ``weights``, ``ignore_index`` and
-  ``reduction``; it has no label smoothing and no probability labels (not expressible).
-- A kernel the CPU provider lacks for a dtype (``Conv`` and ``AveragePool`` in float64)
-  is reported by ONNX Runtime as NOT_IMPLEMENTED and counted as not expressible with that
-  message.
+  ``reduction``.
+
+Not expressible (each raised as :class:`~conformance.frameworks.NotExpressible`, checked)
+-----------------------------------------------------------------------------------------
+- float64 ``Conv``, ``ConvTranspose``, ``AveragePool``, ``GlobalMaxPool`` and
+  ``GlobalAveragePool``: the CPU provider has no kernel (NOT_IMPLEMENTED, "Could not find
+  an implementation for Conv(11) node"); refused as a whole for the function and dtype
+  (float64 ``MaxPool`` runs).
+- Empty outputs (batch ``N == 0`` works): ``Conv`` rejects them ("Invalid input shape"),
+  ``ConvTranspose`` too ("Computed output dimension is <= 0"), pooling returns one window
+  instead of none or raises (Findings); ``C == 0`` pooling ("invalid channel count").
+- ``avg_pool`` with ``count_include_pad=False`` and pads at or past the window size: pads
+  applied to the input would count in the divisor.
+- Max pooling with applied ``-inf`` pads on an input holding ``-inf`` (a window whose real
+  elements are all ``-inf`` would tie with a pad).
+- ``softmax_cross_entropy`` with probability labels or label smoothing:
+  ``SoftmaxCrossEntropyLoss`` takes class indices only and has no label smoothing.
+
+Findings (ONNX Runtime 1.32, CPU; tests in conformance/test_framework_bugs.py)
+-------------------------------------------------------------------------------
+- ``Sigmoid`` is accurate in absolute terms only (:data:`ABSOLUTE_ACCURACY`; pinned).
+- Pooling output size: a window larger than the (padded) input gives one output where
+  ONNX's formula and refcnn give none (ONNX Runtime truncates ``(n - e) / s`` toward zero
+  instead of flooring it), or raises "Calculated output dimension is negative" (pinned).
+- ``auto_pad`` SAME is not clamped: with the stride above the window (H = 3, k = 1, s = 3)
+  the pad total is -2; ``AveragePool`` silently crops a row from each side (a wrong window),
+  ``MaxPool`` raises "padding values must be non-negative" (pinned). ``Conv`` refuses
+  dilation under ``auto_pad`` SAME ("Dilation not supported for AutoPadType::SAME_UPPER").
+- Pooling rejects a pad equal to or larger than ``kernel_shape`` ("Pad should be smaller
+  than kernel"), whatever the dilation, although every window still holds input: k = 2,
+  d = 3, W = 3 under SAME has pads (1, 2).
+- ``ConvTranspose`` checks ``output_padding < max(stride, dilation)`` (ONNX's and PyTorch's
+  bound) and then refuses ``output_padding >= stride`` ("Computed output shape is
+  inconsistent with input spatial dimensions. output_padding (1) may be too large for
+  stride (1)").
+- Not ONNX Runtime's, seen through it: onnx 1.23.2's shape inference gives ceil-mode
+  pooling the window that starts in the end pad (W = 4, k = s = 2, pads (0, 1): 3 outputs),
+  which ONNX Runtime's kernel and ONNX's reference evaluator drop (2 outputs); with static
+  input shapes ONNX Runtime then warns "Expected shape from model ... does not match actual
+  shape". The adapter's inputs have symbolic dimensions.
 """
 
 from __future__ import annotations
@@ -50,6 +122,19 @@ REQUIRES = "onnxruntime"
 DISTRIBUTIONS = ("onnxruntime",)
 DEVICES = ("cpu",)
 LIMITS = {
+    "float64 kernels": (
+        "the CPU provider has no float64 Conv, ConvTranspose, AveragePool, GlobalMaxPool or "
+        "GlobalAveragePool"
+    ),
+    "empty windows": (
+        "Conv and ConvTranspose reject an empty output; pooling gives a window larger than "
+        "the input one output (or raises) and rejects C = 0"
+    ),
+    "pads at the window size": (
+        "pooling rejects pads >= kernel_shape: applied to the input (-inf, or zeros with "
+        "count_include_pad=True), not expressible for count_include_pad=False and for max "
+        "pooling of an input holding -inf"
+    ),
     "backward functions": "ONNX Runtime is an inference engine without automatic "
     "differentiation: every backward function is not expressible",
     "training": "ONNX Runtime (inference) provides no training trajectory",
@@ -432,7 +517,8 @@ def _cropped(y: Array, out: Sequence[int]) -> Array:
     """
     if tuple(y.shape[2:]) == tuple(out):
         return y
-    return y[(slice(None), slice(None), *(slice(0, n) for n in out))]
+    keys = (slice(None), slice(None), *(slice(0, n) for n in out))
+    return y[keys]
 
 
 def _unpadded_index(index: Array, pool: _Pool, sizes: Sequence[int]) -> Array:
