@@ -6,6 +6,8 @@ framework's float64) answer, not the buggy one.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -25,20 +27,30 @@ def test_torch_float32_conv2d_single_channel_permuted_input() -> None:
     np.testing.assert_array_equal(torch_api.conv2d(x, w, strides=(1, 3)), expected)
 
 
-def _onnx_node(op: str, x: np.ndarray, **attributes: object) -> np.ndarray:
+def _onnx_nodes(op: str, inputs: list[np.ndarray], **attributes: object) -> np.ndarray:
     """Run one ONNX node on ONNX Runtime's CPU provider, without the adapter's translation."""
     ort = pytest.importorskip("onnxruntime")
     helper = pytest.importorskip("onnx.helper")
-    tensor_type = helper.np_dtype_to_tensor_dtype(x.dtype)
+    tensor_type = helper.np_dtype_to_tensor_dtype(inputs[0].dtype)
+    names = [f"in{i}" for i in range(len(inputs))]
     graph = helper.make_graph(
-        [helper.make_node(op, ["x"], ["y"], **attributes)],
+        [helper.make_node(op, names, ["y"], **attributes)],
         op,
-        [helper.make_tensor_value_info("x", tensor_type, list(x.shape))],
+        [
+            helper.make_tensor_value_info(name, tensor_type, list(a.shape))
+            for name, a in zip(names, inputs, strict=True)
+        ],
         [helper.make_tensor_value_info("y", tensor_type, None)],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(None, {"x": x})[0])
+    feeds = dict(zip(names, inputs, strict=True))
+    return np.asarray(session.run(None, feeds)[0])
+
+
+def _onnx_node(op: str, x: np.ndarray, **attributes: object) -> np.ndarray:
+    """Run a one-input ONNX node on ONNX Runtime's CPU provider (no adapter translation)."""
+    return _onnx_nodes(op, [x], **attributes)
 
 
 def test_onnxruntime_average_pool_same_upper_with_stride_above_window_crops() -> None:
@@ -56,9 +68,13 @@ def test_onnxruntime_average_pool_same_upper_with_stride_above_window_crops() ->
     assert raw.ravel()[0] == -1.0  # the finding; if this changes, revisit the adapter
     with pytest.raises(Exception, match="padding values must be non-negative"):
         _onnx_node("MaxPool", nchw, kernel_shape=[1, 2], strides=[3, 1], auto_pad="SAME_UPPER")
-    # The adapter passes refcnn's (TensorFlow's) pads explicitly in that case.
+    # The adapter passes refcnn's (TensorFlow's) pads explicitly, always.
+    ort_api = adapter("onnxruntime")
     np.testing.assert_array_equal(
-        adapter("onnxruntime").avg_pool2d(x, (1, 2), strides=(3, 1), padding="SAME"), expected
+        ort_api.avg_pool(x, (1, 2), strides=(3, 1), padding="SAME"), expected
+    )
+    np.testing.assert_array_equal(
+        ort_api.avg_pool2d(x, (1, 2), strides=(3, 1), padding="SAME"), expected
     )
 
 
@@ -70,8 +86,66 @@ def test_onnxruntime_pool_window_larger_than_input_gives_an_output() -> None:
     assert refcnn.max_pool2d(x, 2).shape == (1, 0, 2, 1)
     raw = _onnx_node("MaxPool", x.transpose(0, 3, 1, 2).copy(), kernel_shape=[2, 2], strides=[2, 2])
     assert raw.shape == (1, 1, 1, 2)  # the finding
-    with pytest.raises(NotExpressible, match="empty dim"):
+    with pytest.raises(NotExpressible, match="window larger than the input"):
+        adapter("onnxruntime").max_pool(x, 2)
+    with pytest.raises(NotExpressible, match="window larger than the input"):
         adapter("onnxruntime").max_pool2d(x, 2)
+
+
+def test_onnxruntime_pool_rejects_pads_as_large_as_the_undilated_window() -> None:
+    # ONNX Runtime 1.32's pooling takes only pads below kernel_shape ("Pad should be smaller
+    # than kernel"), whatever the dilation; SAME pads of a dilated window reach it: k = 2,
+    # d = 3 on W = 3 pads (1, 2), and every window still holds a real element. The adapter
+    # passes pads up to k - 1 and applies the rest to the input (-inf for max, zeros for
+    # average with count_include_pad=True; count_include_pad=False is not expressible).
+    x = np.array([3.0, 1.0, 2.0], dtype=np.float32).reshape(1, 3, 1)
+    options: dict[str, Any] = {"strides": 1, "dilations": 3, "padding": "SAME"}
+    y, argmax = refcnn.max_pool_with_argmax(x, 2, **options)
+    np.testing.assert_array_equal(y.ravel(), [2.0, 3.0, 1.0])
+    np.testing.assert_array_equal(argmax.ravel(), [2, 0, 1])
+    ncw = np.ascontiguousarray(x.transpose(0, 2, 1))
+    for op in ("MaxPool", "AveragePool"):
+        with pytest.raises(Exception, match="Pad should be smaller than kernel"):
+            _onnx_node(op, ncw, kernel_shape=[2], strides=[1], dilations=[3], pads=[1, 2])
+    ort_api = adapter("onnxruntime")
+    got_y, got_argmax = ort_api.max_pool_with_argmax(x, 2, **options)
+    np.testing.assert_array_equal(got_y, y)
+    np.testing.assert_array_equal(got_argmax, argmax)
+    mean = refcnn.avg_pool(x, 2, count_include_pad=True, **options)
+    np.testing.assert_array_equal(mean.ravel(), [1.0, 1.5, 0.5])
+    np.testing.assert_array_equal(ort_api.avg_pool(x, 2, count_include_pad=True, **options), mean)
+    with pytest.raises(NotExpressible, match="count_include_pad=False"):
+        ort_api.avg_pool(x, 2, **options)
+
+
+def test_onnxruntime_conv_transpose_output_padding_at_the_stride() -> None:
+    # refcnn, like ONNX's spec and PyTorch, allows output_padding < max(stride, dilation);
+    # ONNX Runtime 1.32 checks that bound, then refuses output_padding >= stride ("Computed
+    # output shape is inconsistent with input spatial dimensions"). The adapter appends zero
+    # inputs instead (they add nothing) and trims with the end pad.
+    x = np.array([1.0, 2.0], dtype=np.float32).reshape(1, 2, 1)
+    w = np.array([1.0, 10.0], dtype=np.float32).reshape(2, 1, 1)
+    expected = refcnn.conv_transpose(x, w, dilations=3, output_padding=1)
+    np.testing.assert_array_equal(expected.ravel(), [1.0, 2.0, 0.0, 10.0, 20.0, 0.0])
+    ncw, oik = x.transpose(0, 2, 1).copy(), w.transpose(2, 1, 0).copy()
+    with pytest.raises(Exception, match=r"output_padding \(1\) may be too large"):
+        _onnx_nodes("ConvTranspose", [ncw, oik], dilations=[3], output_padding=[1])
+    got = adapter("onnxruntime").conv_transpose(x, w, dilations=3, output_padding=1)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_onnxruntime_conv_refuses_dilation_under_auto_pad_same() -> None:
+    # ONNX Runtime 1.32's Conv: "Dilation not supported for AutoPadType::SAME_UPPER or
+    # AutoPadType::SAME_LOWER"; the adapter passes refcnn's SAME pads explicitly.
+    x = np.array([1.0, 2.0, 4.0], dtype=np.float32).reshape(1, 3, 1)
+    w = np.array([1.0, 10.0], dtype=np.float32).reshape(2, 1, 1)
+    expected = refcnn.conv(x, w, dilations=2, padding="SAME")
+    np.testing.assert_array_equal(expected.ravel(), [20.0, 41.0, 2.0])
+    ncw, oik = x.transpose(0, 2, 1).copy(), w.transpose(2, 1, 0).copy()
+    with pytest.raises(Exception, match="Dilation not supported"):
+        _onnx_nodes("Conv", [ncw, oik], dilations=[2], auto_pad="SAME_UPPER")
+    got = adapter("onnxruntime").conv(x, w, dilations=2, padding="SAME")
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_onnxruntime_sigmoid_is_accurate_in_absolute_terms_only() -> None:

@@ -108,6 +108,49 @@ PINNED: dict[str, Case] = {
         "rule); refcnn within 6 eps relative",
         x=np.array([-17.0, -3.5, 0.0, 17.0]),
     ),
+    "onnxruntime_pool_pads_at_the_window_size": _case(
+        "max_pool_with_argmax",
+        "ONNX Runtime 1.32's pooling rejects pads >= kernel_shape ('Pad should be smaller "
+        "than kernel'), which SAME reaches with a dilated window: k = 2, d = 3, W = 3 pads "
+        "(1, 2) (the adapter applies the rest as -inf)",
+        x=np.array([3.0, 1.0, 2.0]).reshape(1, 3, 1),
+        ksize=2,
+        strides=1,
+        padding="SAME",
+        dilations=3,
+    ),
+    "onnxruntime_avg_pool_pads_at_the_window_size": _case(
+        "avg_pool",
+        "the same pads in average pooling with count_include_pad=True (the adapter applies "
+        "the rest as zeros, which its divisor counts as pads)",
+        x=np.array([3.0, 1.0, 2.0]).reshape(1, 3, 1),
+        ksize=2,
+        strides=1,
+        padding="SAME",
+        dilations=3,
+        count_include_pad=True,
+    ),
+    "onnxruntime_conv_transpose_output_padding_at_the_stride": _case(
+        "conv_transpose",
+        "ONNX Runtime 1.32's ConvTranspose refuses output_padding >= stride although it is "
+        "below the dilation (the adapter appends zero inputs)",
+        x=np.array([1.0, 2.0]).reshape(1, 2, 1),
+        w=np.array([1.0, 10.0]).reshape(2, 1, 1),
+        b=None,
+        dilations=3,
+        output_padding=1,
+    ),
+    "onnxruntime_conv_dilated_same": _case(
+        "conv",
+        "ONNX Runtime 1.32's Conv refuses dilation under auto_pad SAME (the adapter passes "
+        "refcnn's SAME pads)",
+        x=np.array([1.0, 2.0, 4.0]).reshape(1, 3, 1),
+        w=np.array([1.0, 10.0]).reshape(2, 1, 1),
+        b=None,
+        strides=1,
+        padding="SAME",
+        dilations=2,
+    ),
     "max_pool_ties_first_maximum": _case(
         "max_pool2d_backward",
         "every framework routes a tied window's gradient to its first maximum, as refcnn",
