@@ -469,8 +469,11 @@ def avg_pool(
 # -- global pooling ---------------------------------------------------------------------------
 
 
-def _global_result(y: Any, keepdims: bool) -> Any:
-    return y if keepdims else jnp.reshape(y, (y.shape[0], -1))
+def _global_result(y: Any, channels_first: bool, keepdims: bool) -> Any:
+    if keepdims:
+        return y
+    # The channel count spelled out: reshape's -1 divides by the size, 0 for N == 0.
+    return jnp.reshape(y, (y.shape[0], y.shape[1 if channels_first else -1]))
 
 
 def global_max_pool(x: Any, *, data_format: str | None = None, keepdims: bool = True) -> Any:
@@ -485,13 +488,14 @@ def global_max_pool(x: Any, *, data_format: str | None = None, keepdims: bool = 
     window = _full_window(sizes, rank, channels_first, 1)
     init = np.array(-np.inf, dtype=x.dtype)
     y = lax.reduce_window(x, init, lax.max, window, (1,) * x.ndim, "VALID")
-    return _global_result(y, keepdims)
+    return _global_result(y, channels_first, keepdims)
 
 
 def global_avg_pool(x: Any, *, data_format: str | None = None, keepdims: bool = True) -> Any:
     """See refcnn.global_avg_pool (``jnp.mean`` over the spatial axes)."""
-    axes = _spatial_axes(x.ndim - 2, _is_channels_first(data_format))
-    return _global_result(jnp.mean(x, axis=axes, keepdims=True), keepdims)
+    channels_first = _is_channels_first(data_format)
+    axes = _spatial_axes(x.ndim - 2, channels_first)
+    return _global_result(jnp.mean(x, axis=axes, keepdims=True), channels_first, keepdims)
 
 
 # -- flatten and dense ------------------------------------------------------------------------
