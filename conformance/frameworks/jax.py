@@ -1,24 +1,51 @@
 """JAX adapter: refcnn's forward ops with ``jax.lax`` / ``jax.nn``; backwards by ``jax.vjp``.
 
-Same names, signatures and conventions as :mod:`refcnn` (NHWC data, HWIO filters,
-cross-correlation, TensorFlow argument names); float16, float32 and float64 (x64 enabled at
-import) run on the CPU. Only the framework-specific translation is documented here; see the
-refcnn function of the same name for the semantics, and :mod:`conformance.frameworks` for how
-every backward function is derived (one ``jax.vjp`` of the forward below, with the caller's
-upstream gradient).
+Same names, signatures and conventions as :mod:`refcnn` (channels-last data by default,
+``(*K, C/groups, O)`` filters, cross-correlation, TensorFlow argument names); float16, float32
+and float64 (x64 enabled at import) run on the CPU. Only the framework-specific translation is
+documented here; see the refcnn function of the same name for the semantics, and
+:mod:`conformance.frameworks` for how every backward function is derived (one ``jax.vjp`` of
+the forward below, with the caller's upstream gradient). The 1-D/2-D/3-D functions
+(``conv2d``, ``max_pool3d``, ...) are the N-d forwards below.
 
 Translation
 -----------
-- ``conv2d``: ``jax.lax.conv_general_dilated`` with dimension numbers ``("NHWC", "HWIO",
-  "NHWC")``, ``rhs_dilation`` for the dilations and ``Precision.HIGHEST``. ``"VALID"``,
-  ``"SAME"`` and ``"SAME_LOWER"`` are passed as JAX's own padding strings (so JAX's padding
-  rules are what is compared); explicit pads as ``(before, after)`` pairs.
-- ``max_pool2d``: ``jax.lax.reduce_window`` with ``lax.max`` from ``-inf``, JAX's own padding
-  strings or the explicit pads; its gradient is XLA's ``select_and_scatter_add``.
-- ``avg_pool2d``: JAX has no average-pool primitive; as ``flax.linen.avg_pool`` does, it is a
-  ``reduce_window`` sum (zeros padded) divided by the window size (``count_include_pad``) or by
-  the number of real elements per window (counted from the pads :mod:`refcnn.padding`
-  resolved).
+- Layout: none to translate. ``lax.conv_general_dilated`` takes refcnn's layouts as dimension
+  numbers (``("NWC", "WIO", "NWC")``, ``("NHWC", "HWIO", "NHWC")``, ``("NDHWC", "DHWIO",
+  "NDHWC")``, or ``NCW``/``NCHW``/``NCDHW`` data with the same ``*IO`` filter), and
+  ``lax.reduce_window`` takes a window per array axis (1 on N and C).
+- Pads always come from :mod:`refcnn.padding`, passed as explicit ``(before, after)`` pairs
+  (never JAX's ``"SAME"`` string: the geometry compared is refcnn's, JAX computes on it).
+- ``conv``: ``lax.conv_general_dilated`` with ``rhs_dilation``, ``feature_group_count=groups``
+  (both put output channel ``o`` in group ``o // (O/groups)``) and ``Precision.HIGHEST``.
+- ``conv_transpose``: the gradient-of-conv form (what ``lax.conv_transpose`` with
+  ``transpose_kernel=True`` computes; written out so that refcnn's ``output_shape``/
+  ``output_padding`` geometry is the one used): one ``conv_general_dilated`` with
+  ``lhs_dilation=strides`` (``s - 1`` zeros between inputs), the filter flipped on its
+  spatial axes and its two channel axes swapped within each group, and pads
+  ``((K - 1)*d - before, n + (K - 1)*d - ((in - 1)*s + 1) - lead)`` per axis
+  (:func:`refcnn.padding.adjoint_geometry`, ``n`` and ``before`` from
+  :func:`refcnn.padding.transpose_geometry` or from ``output_shape``'s forward conv). Either
+  pad may be negative: XLA's negative pad drops those positions, an exact crop.
+- ``max_pool``: ``lax.reduce_window`` with ``lax.max`` from a concrete ``-inf`` (JAX's
+  differentiable max-pool rule, gradient by ``select_and_scatter_add``), ``window_dilation``
+  for the dilations; ``ceil_mode`` lengthens the end pad by the last window's overhang
+  (:attr:`refcnn.padding.Windows.overhang`), ``-inf`` there, so the partial window is reduced
+  over what it holds.
+- ``max_pool_with_argmax``: JAX has no argmax pool; a variadic ``lax.reduce_window`` over
+  (value, index) pairs, the index an iota of each element's row-major position in its
+  ``(n, c)`` spatial volume, reduced by "NaN first, then the larger value, then the smaller
+  index" (a total order, so XLA's combination order cannot change the result: the first
+  maximum, the first NaN). Pads are ``(-inf, int64 max)``: a real element wins any tie.
+- ``avg_pool``: JAX has no average-pool primitive; as ``flax.linen.avg_pool`` does, a
+  ``reduce_window`` sum (zeros padded, the ceil-mode overhang too) divided by each window's
+  divisor, refcnn.pool's definition counted from the resolved geometry: its real elements
+  (``count_include_pad=False``) or its taps inside the padded input (True; a ceil-mode
+  overhang is not counted). The sum is carried in the input dtype (float16 too) and divided
+  once.
+- ``global_max_pool``: one ``reduce_window`` max whose window is the whole spatial volume (not
+  ``jnp.max``, whose gradient splits ties, see Findings); ``global_avg_pool``: ``jnp.mean``
+  over the spatial axes. ``keepdims=False`` reshapes to ``(N, C)``.
 - ``dense``: ``jnp.matmul`` at ``Precision.HIGHEST`` plus the bias.
 - Activations, ``softmax``, ``log_softmax``: ``jax.nn.relu`` / ``sigmoid``, ``jnp.tanh``,
   ``jax.nn.softmax`` / ``log_softmax``.
@@ -32,6 +59,24 @@ Translation
   ``jnp.take_along_axis`` and reductions (the same composition as the TensorFlow adapter's).
 - Determinism and precision: one XLA CPU thread, matmul precision ``"highest"`` (TF32 off
   on CUDA unless ``--allow-tf32``), set at import and by ``setup``.
+
+Not expressible
+---------------
+Nothing: every conv, transposed conv and pooling geometry refcnn accepts runs, empty outputs,
+``N == 0``, ``C == 0`` and ``O == 0`` included (XLA computes empty shapes and sums over no
+channels).
+
+Findings (jax 0.10.2, CPU)
+--------------------------
+- Max-pool gradient ties: exactly one element per window gets the gradient, the first maximum
+  in row-major window order, as in refcnn (``MAX_POOL_TIE_RULE = "first"``).
+- ``jnp.max``'s gradient splits a tie evenly between the maxima (``jax.grad(jnp.max)`` of
+  ``[1., 1.]`` is ``[0.5, 0.5]``; refcnn, torch and TensorFlow's pools send it to the first),
+  so ``global_max_pool`` is a ``reduce_window`` (test in test_framework_bugs.py).
+- ``jnp.clip``'s gradient is 0.5 at a bound (``lax.min(lax.max(p, lo), hi)``, ties split):
+  ``cross_entropy`` clamps with ``jnp.where`` (test in test_framework_bugs.py, pinned).
+- ``xlogy``'s gradient in ``p`` is ``y / p``, NaN at ``y == p == 0``: ``cross_entropy`` uses
+  the where idiom (pinned).
 """
 
 from __future__ import annotations
