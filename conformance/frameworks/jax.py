@@ -252,7 +252,7 @@ def conv(
 
 
 def _transposed_filter(w: Any, rank: int, groups: int) -> Any:
-    """refcnn's ``(*K, C_out/groups, C_in)`` -> the ``(*K, C_in/groups, C_out)`` of the adjoint.
+    """Refcnn's ``(*K, C_out/groups, C_in)`` -> the ``(*K, C_in/groups, C_out)`` of the adjoint.
 
     Spatially flipped, and in each group the forward's input and output channels swapped:
     ``w'[K-1-p, i, g*Cg + c] = w[p, c, g*Og + i]`` (``Cg = C_out/groups``, ``Og = C_in/groups``).
@@ -357,10 +357,12 @@ class _Pool(NamedTuple):
         return _full_window(self.dilation, self.rank, self.channels_first, 1)
 
     def padding(self) -> list[tuple[int, int]]:
-        """refcnn's pads, the end pad lengthened by a ceil-mode window's overhang."""
+        """The pads refcnn resolved, the end pad lengthened by a ceil-mode window's overhang."""
         spatial = [
             (before, after + over)
-            for (before, after), over in zip(self.geometry.pads, self.geometry.overhang, strict=True)
+            for (before, after), over in zip(
+                self.geometry.pads, self.geometry.overhang, strict=True
+            )
         ]
         none = [(0, 0)]
         return none * 2 + spatial if self.channels_first else none + spatial + none
