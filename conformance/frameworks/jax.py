@@ -210,10 +210,10 @@ def _add_bias(y: Any, b: Any, channels_first: bool) -> Any:
     return y + b
 
 
-def _full_window(values: Sequence[int], rank: int, channels_first: bool, fill: int) -> Any:
-    """Per spatial axis ``values`` as a per-array-axis tuple, ``fill`` on N and C."""
-    inner = tuple(values)
-    return (fill, fill, *inner) if channels_first else (fill, *inner, fill)
+def _full_window(values: Sequence[int], channels_first: bool) -> tuple[int, ...]:
+    """Per spatial axis ``values`` as a per-array-axis tuple, 1 on N and C."""
+    inner = tuple(int(v) for v in values)
+    return (1, 1, *inner) if channels_first else (1, *inner, 1)
 
 
 # -- conv -------------------------------------------------------------------------------------
@@ -348,16 +348,16 @@ class _Pool(NamedTuple):
     geometry: Windows
 
     def window(self) -> tuple[int, ...]:
-        return _full_window(self.kernel, self.rank, self.channels_first, 1)
+        return _full_window(self.kernel, self.channels_first)
 
     def strides(self) -> tuple[int, ...]:
-        return _full_window(self.stride, self.rank, self.channels_first, 1)
+        return _full_window(self.stride, self.channels_first)
 
     def dilations(self) -> tuple[int, ...]:
-        return _full_window(self.dilation, self.rank, self.channels_first, 1)
+        return _full_window(self.dilation, self.channels_first)
 
     def padding(self) -> list[tuple[int, int]]:
-        """The pads refcnn resolved, the end pad lengthened by a ceil-mode window's overhang."""
+        """Return refcnn's pads per array axis, each end pad plus a ceil-mode overhang."""
         spatial = [
             (before, after + over)
             for (before, after), over in zip(
@@ -389,7 +389,7 @@ def _pool(
     return _Pool(rank, channels_first, sizes, kernel, stride, dilation, geometry)
 
 
-def _reduce(x: Any, pool: _Pool, init: Any, computation: Callable[..., Any]) -> Any:
+def _reduce_window(x: Any, pool: _Pool, init: Any, computation: Callable[..., Any]) -> Any:
     return lax.reduce_window(
         x,
         init,
@@ -415,7 +415,7 @@ def max_pool(
     pool = _pool("max_pool", x, ksize, strides, padding, dilations, ceil_mode, data_format)
     # A concrete NumPy init value: JAX recognizes (max, -inf) as a monoid and uses its
     # differentiable max-pool rule; a traced init would be the generic, non-differentiable one.
-    return _reduce(x, pool, np.array(-np.inf, dtype=x.dtype), lax.max)
+    return _reduce_window(x, pool, np.array(-np.inf, dtype=x.dtype), lax.max)
 
 
 def _first_max(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
@@ -454,7 +454,7 @@ def max_pool_with_argmax(
         "max_pool_with_argmax", x, ksize, strides, padding, dilations, ceil_mode, data_format
     )
     volume = jnp.reshape(jnp.arange(math.prod(pool.sizes), dtype=jnp.int64), pool.sizes)
-    shape = _full_window(pool.sizes, pool.rank, pool.channels_first, 1)
+    shape = _full_window(pool.sizes, pool.channels_first)
     index = jnp.broadcast_to(jnp.reshape(volume, shape), x.shape)
     inits = (np.array(-np.inf, dtype=x.dtype), np.array(np.iinfo(np.int64).max, dtype=np.int64))
     y, argmax = lax.reduce_window(
@@ -509,7 +509,7 @@ def avg_pool(
     """See refcnn.avg_pool (a ``reduce_window`` sum over each window's divisor)."""
     pool = _pool("avg_pool", x, ksize, strides, padding, dilations, ceil_mode, data_format)
     zero = np.array(0, dtype=x.dtype)  # concrete, as for max_pool
-    sums = _reduce(x, pool, zero, lax.add)
+    sums = _reduce_window(x, pool, zero, lax.add)
     return sums / jnp.asarray(_divisors(pool, bool(count_include_pad)), dtype=x.dtype)
 
 
@@ -529,10 +529,9 @@ def global_max_pool(x: Any, *, data_format: str | None = None, keepdims: bool = 
     Not ``jnp.max``: its gradient splits a tie evenly between the maxima (module docstring,
     Findings); refcnn's, and the max-pool rule's, goes to the first one.
     """
-    rank = x.ndim - 2
     channels_first = _is_channels_first(data_format)
     sizes = _spatial_sizes(x, channels_first)
-    window = _full_window(sizes, rank, channels_first, 1)
+    window = _full_window(sizes, channels_first)
     init = np.array(-np.inf, dtype=x.dtype)
     y = lax.reduce_window(x, init, lax.max, window, (1,) * x.ndim, "VALID")
     return _global_result(y, channels_first, keepdims)
