@@ -99,6 +99,7 @@ from jax import lax
 from jax import numpy as jnp
 from jax.scipy.special import xlogy
 
+from conformance.frameworks import NotExpressible
 from conformance.frameworks._common import Array, flatten_shape, sample_count
 from conformance.network import LR, MOMENTUM, Trajectory
 from refcnn.padding import Windows, normalize_padding, transpose_geometry, windows
@@ -107,7 +108,12 @@ NAME = "jax"
 REQUIRES = "jax"
 DISTRIBUTIONS = ("jax",)
 DEVICES = ("cpu", "cuda")
-LIMITS: dict[str, str] = {}
+LIMITS = {
+    "dilated max-pool gradient": (
+        "jax.vjp of a reduce_window max with window dilation raises NotImplementedError "
+        "('VJP not implemented for select_and_gather (MaxPool) with window dilation')"
+    ),
+}
 
 #: Which element of a max-pool window receives the gradient when several equal the maximum.
 MAX_POOL_TIE_RULE = "first"
@@ -166,7 +172,13 @@ def vjp(f: Callable[..., Any], primals: Sequence[Any], cotangent: Any | None) ->
         y, pullback = jax.vjp(f, *tensors)
         return pullback(jnp.ones_like(y) if cotangent is None else cotangent)
 
-    return list(evaluate(pulled, primals))
+    try:
+        return list(evaluate(pulled, primals))
+    except NotImplementedError as exc:
+        # A transpose rule JAX does not have (the max-pool gradient with window dilation):
+        # its own refusal, for the case at hand, with its own words.
+        msg = f"jax: {str(exc).splitlines()[0]}"
+        raise NotExpressible(msg) from exc
 
 
 # -- layouts and geometry -----------------------------------------------------------------------
