@@ -264,7 +264,7 @@ def conv(
 
 
 def _transposed_filter(w: Any, rank: int, groups: int) -> Any:
-    """Refcnn's ``(*K, C_out/groups, C_in)`` -> the ``(*K, C_in/groups, C_out)`` of the adjoint.
+    """Turn refcnn's ``(*K, C_out/groups, C_in)`` into the adjoint's ``(*K, C_in/groups, C_out)``.
 
     Spatially flipped, and in each group the forward's input and output channels swapped:
     ``w'[K-1-p, i, g*Cg + c] = w[p, c, g*Og + i]`` (``Cg = C_out/groups``, ``Og = C_in/groups``).
