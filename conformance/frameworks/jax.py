@@ -60,9 +60,14 @@ Translation
 - Determinism and precision: one XLA CPU thread, matmul precision ``"highest"`` (TF32 off
   on CUDA unless ``--allow-tf32``), set at import and by ``setup``.
 
-Not expressible
----------------
-Nothing: every conv, transposed conv and pooling geometry refcnn accepts runs, empty outputs,
+Not expressible (raised as :class:`~conformance.frameworks.NotExpressible`, checked)
+-----------------------------------------------------------------------------------
+- The max-pool gradient with dilations: ``jax.vjp`` of a ``reduce_window`` max with window
+  dilation raises ``NotImplementedError: VJP not implemented for select_and_gather (MaxPool)
+  with window dilation`` (jax 0.10.2); ``vjp`` reports it with JAX's own words, for the
+  case at hand (``max_pool_backward`` and its 1-D/2-D/3-D names; the dilated forwards run).
+
+Every other conv, transposed conv and pooling geometry refcnn accepts runs, empty outputs,
 ``N == 0``, ``C == 0`` and ``O == 0`` included (XLA computes empty shapes and sums over no
 channels).
 
