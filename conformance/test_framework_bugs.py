@@ -112,6 +112,22 @@ def test_jax_max_gradient_splits_ties() -> None:
     np.testing.assert_array_equal(adapter("jax").global_max_pool_backward(dy, x), expected)
 
 
+def test_jax_has_no_dilated_max_pool_gradient() -> None:
+    # jax 0.10.2: the forward of a dilated reduce_window max runs, its VJP raises
+    # NotImplementedError (select_and_gather with window dilation); the adapter reports such
+    # a case not expressible, with JAX's words, instead of failing it.
+    pytest.importorskip("jax")
+    x = np.arange(5.0).reshape(1, 5, 1)
+    jax_api = adapter("jax")
+    np.testing.assert_array_equal(
+        jax_api.max_pool(x, 2, strides=1, dilations=2),
+        refcnn.max_pool(x, 2, strides=1, dilations=2),
+    )
+    dy = np.ones((1, 3, 1))
+    with pytest.raises(NotExpressible, match="VJP not implemented for select_and_gather"):
+        jax_api.max_pool_backward(dy, x, 2, strides=1, dilations=2)
+
+
 @pytest.mark.parametrize("rank", [2, 3])
 def test_torch_float32_conv_single_channel_channels_last_strides(rank: int) -> None:
     # torch 2.13 CPU, float32, oneDNN: conv2d/conv3d of a C = 1 NC* view of a channels-last
