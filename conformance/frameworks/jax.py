@@ -74,7 +74,11 @@ channels).
 Findings (jax 0.10.2, CPU)
 --------------------------
 - Max-pool gradient ties: exactly one element per window gets the gradient, the first maximum
-  in row-major window order, as in refcnn (``MAX_POOL_TIE_RULE = "first"``).
+  in row-major window order, as in refcnn (``MAX_POOL_TIE_RULE = "first"``; pinned case
+  ``max_pool_ties_first_maximum``). A ``-inf`` pad never takes it, even from a window whose
+  real elements are all ``-inf`` (checked by hand: ``x = [-inf, -inf, 1]``, window 2,
+  stride 1, pads ``(1, 0)`` gives the gradient ``[1, 0, 1]``), so no case is refused for
+  ``-inf`` input (the suite draws none).
 - ``jnp.max``'s gradient splits a tie evenly between the maxima (``jax.grad(jnp.max)`` of
   ``[1., 1.]`` is ``[0.5, 0.5]``; refcnn, torch and TensorFlow's pools send it to the first),
   so ``global_max_pool`` is a ``reduce_window`` (test in test_framework_bugs.py).
