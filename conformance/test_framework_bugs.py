@@ -172,6 +172,36 @@ def test_jax_clip_gradient_at_the_bound_is_one_half() -> None:
     np.testing.assert_array_equal(adapter("jax").cross_entropy_backward(p, p, eps=1e-7), expected)
 
 
+def test_jax_max_gradient_splits_ties() -> None:
+    # jnp.max's gradient is shared evenly by tied maxima (jax 0.10.2): [0.5, 0.5] for
+    # [1, 1]; refcnn's global_max_pool_backward sends it to the first maximum. The adapter's
+    # global_max_pool is a reduce_window max, whose gradient goes to one element, the first.
+    jax = pytest.importorskip("jax")
+    x = np.ones((1, 2, 1))
+    split = jax.grad(lambda v: jax.numpy.max(v, axis=1).sum())(x)
+    np.testing.assert_array_equal(split.ravel(), [0.5, 0.5])
+    dy = np.ones((1, 1, 1))
+    expected = refcnn.global_max_pool_backward(dy, x)
+    np.testing.assert_array_equal(expected.ravel(), [1.0, 0.0])
+    np.testing.assert_array_equal(adapter("jax").global_max_pool_backward(dy, x), expected)
+
+
+def test_jax_has_no_dilated_max_pool_gradient() -> None:
+    # jax 0.10.2: the forward of a dilated reduce_window max runs, its VJP raises
+    # NotImplementedError (select_and_gather with window dilation); the adapter reports such
+    # a case not expressible, with JAX's words, instead of failing it.
+    pytest.importorskip("jax")
+    x = np.arange(5.0).reshape(1, 5, 1)
+    jax_api = adapter("jax")
+    np.testing.assert_array_equal(
+        jax_api.max_pool(x, 2, strides=1, dilations=2),
+        refcnn.max_pool(x, 2, strides=1, dilations=2),
+    )
+    dy = np.ones((1, 3, 1))
+    with pytest.raises(NotExpressible, match="VJP not implemented for select_and_gather"):
+        jax_api.max_pool_backward(dy, x, 2, strides=1, dilations=2)
+
+
 @pytest.mark.parametrize("rank", [2, 3])
 def test_torch_float32_conv_single_channel_channels_last_strides(rank: int) -> None:
     # torch 2.13 CPU, float32, oneDNN: conv2d/conv3d of a C = 1 NC* view of a channels-last

@@ -83,6 +83,15 @@ PINNED: dict[str, Case] = {
         reduction="sum",
         eps=1e-7,
     ),
+    "jax_max_gradient_splits_ties": _case(
+        "global_max_pool_backward",
+        "jnp.max's gradient splits a tie 0.5/0.5 (the adapter's global max pool is a "
+        "reduce_window max, gradient to the first maximum)",
+        dy=np.ones((1, 1, 1)),
+        x=np.ones((1, 2, 1)),
+        data_format=None,
+        keepdims=True,
+    ),
     "onnxruntime_average_pool_same_stride_above_window": _case(
         "avg_pool2d",
         "ONNX Runtime's AveragePool crops under SAME_UPPER when the stride exceeds the window "

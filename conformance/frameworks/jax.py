@@ -1,24 +1,51 @@
 """JAX adapter: refcnn's forward ops with ``jax.lax`` / ``jax.nn``; backwards by ``jax.vjp``.
 
-Same names, signatures and conventions as :mod:`refcnn` (NHWC data, HWIO filters,
-cross-correlation, TensorFlow argument names); float16, float32 and float64 (x64 enabled at
-import) run on the CPU. Only the framework-specific translation is documented here; see the
-refcnn function of the same name for the semantics, and :mod:`conformance.frameworks` for how
-every backward function is derived (one ``jax.vjp`` of the forward below, with the caller's
-upstream gradient).
+Same names, signatures and conventions as :mod:`refcnn` (channels-last data by default,
+``(*K, C/groups, O)`` filters, cross-correlation, TensorFlow argument names); float16, float32
+and float64 (x64 enabled at import) run on the CPU. Only the framework-specific translation is
+documented here; see the refcnn function of the same name for the semantics, and
+:mod:`conformance.frameworks` for how every backward function is derived (one ``jax.vjp`` of
+the forward below, with the caller's upstream gradient). The 1-D/2-D/3-D functions
+(``conv2d``, ``max_pool3d``, ...) are the N-d forwards below.
 
 Translation
 -----------
-- ``conv2d``: ``jax.lax.conv_general_dilated`` with dimension numbers ``("NHWC", "HWIO",
-  "NHWC")``, ``rhs_dilation`` for the dilations and ``Precision.HIGHEST``. ``"VALID"``,
-  ``"SAME"`` and ``"SAME_LOWER"`` are passed as JAX's own padding strings (so JAX's padding
-  rules are what is compared); explicit pads as ``(before, after)`` pairs.
-- ``max_pool2d``: ``jax.lax.reduce_window`` with ``lax.max`` from ``-inf``, JAX's own padding
-  strings or the explicit pads; its gradient is XLA's ``select_and_scatter_add``.
-- ``avg_pool2d``: JAX has no average-pool primitive; as ``flax.linen.avg_pool`` does, it is a
-  ``reduce_window`` sum (zeros padded) divided by the window size (``count_include_pad``) or by
-  the number of real elements per window (counted from the pads :mod:`refcnn.padding`
-  resolved).
+- Layout: none to translate. ``lax.conv_general_dilated`` takes refcnn's layouts as dimension
+  numbers (``("NWC", "WIO", "NWC")``, ``("NHWC", "HWIO", "NHWC")``, ``("NDHWC", "DHWIO",
+  "NDHWC")``, or ``NCW``/``NCHW``/``NCDHW`` data with the same ``*IO`` filter), and
+  ``lax.reduce_window`` takes a window per array axis (1 on N and C).
+- Pads always come from :mod:`refcnn.padding`, passed as explicit ``(before, after)`` pairs
+  (never JAX's ``"SAME"`` string: the geometry compared is refcnn's, JAX computes on it).
+- ``conv``: ``lax.conv_general_dilated`` with ``rhs_dilation``, ``feature_group_count=groups``
+  (both put output channel ``o`` in group ``o // (O/groups)``) and ``Precision.HIGHEST``.
+- ``conv_transpose``: the gradient-of-conv form (what ``lax.conv_transpose`` with
+  ``transpose_kernel=True`` computes; written out so that refcnn's ``output_shape``/
+  ``output_padding`` geometry is the one used): one ``conv_general_dilated`` with
+  ``lhs_dilation=strides`` (``s - 1`` zeros between inputs), the filter flipped on its
+  spatial axes and its two channel axes swapped within each group, and pads
+  ``((K - 1)*d - before, n + (K - 1)*d - ((in - 1)*s + 1) - lead)`` per axis
+  (:func:`refcnn.padding.adjoint_geometry`, ``n`` and ``before`` from
+  :func:`refcnn.padding.transpose_geometry` or from ``output_shape``'s forward conv). Either
+  pad may be negative: XLA's negative pad drops those positions, an exact crop.
+- ``max_pool``: ``lax.reduce_window`` with ``lax.max`` from a concrete ``-inf`` (JAX's
+  differentiable max-pool rule, gradient by ``select_and_scatter_add``), ``window_dilation``
+  for the dilations; ``ceil_mode`` lengthens the end pad by the last window's overhang
+  (:attr:`refcnn.padding.Windows.overhang`), ``-inf`` there, so the partial window is reduced
+  over what it holds.
+- ``max_pool_with_argmax``: JAX has no argmax pool; a variadic ``lax.reduce_window`` over
+  (value, index) pairs, the index an iota of each element's row-major position in its
+  ``(n, c)`` spatial volume, reduced by "NaN first, then the larger value, then the smaller
+  index" (a total order, so XLA's combination order cannot change the result: the first
+  maximum, the first NaN). Pads are ``(-inf, int64 max)``: a real element wins any tie.
+- ``avg_pool``: JAX has no average-pool primitive; as ``flax.linen.avg_pool`` does, a
+  ``reduce_window`` sum (zeros padded, the ceil-mode overhang too) divided by each window's
+  divisor, refcnn.pool's definition counted from the resolved geometry: its real elements
+  (``count_include_pad=False``) or its taps inside the padded input (True; a ceil-mode
+  overhang is not counted). The sum is carried in the input dtype (float16 too) and divided
+  once.
+- ``global_max_pool``: one ``reduce_window`` max whose window is the whole spatial volume (not
+  ``jnp.max``, whose gradient splits ties, see Findings); ``global_avg_pool``: ``jnp.mean``
+  over the spatial axes. ``keepdims=False`` reshapes to ``(N, C)``.
 - ``dense``: ``jnp.matmul`` at ``Precision.HIGHEST`` plus the bias.
 - Activations, ``softmax``, ``log_softmax``: ``jax.nn.relu`` / ``sigmoid``, ``jnp.tanh``,
   ``jax.nn.softmax`` / ``log_softmax``.
@@ -32,14 +59,42 @@ Translation
   ``jnp.take_along_axis`` and reductions (the same composition as the TensorFlow adapter's).
 - Determinism and precision: one XLA CPU thread, matmul precision ``"highest"`` (TF32 off
   on CUDA unless ``--allow-tf32``), set at import and by ``setup``.
+
+Not expressible (raised as :class:`~conformance.frameworks.NotExpressible`, checked)
+-----------------------------------------------------------------------------------
+- The max-pool gradient with dilations: ``jax.vjp`` of a ``reduce_window`` max with window
+  dilation raises ``NotImplementedError: VJP not implemented for select_and_gather (MaxPool)
+  with window dilation`` (jax 0.10.2); ``vjp`` reports it with JAX's own words, for the
+  case at hand (``max_pool_backward`` and its 1-D/2-D/3-D names; the dilated forwards run).
+
+Every other conv, transposed conv and pooling geometry refcnn accepts runs, empty outputs,
+``N == 0``, ``C == 0`` and ``O == 0`` included (XLA computes empty shapes and sums over no
+channels).
+
+Findings (jax 0.10.2, CPU)
+--------------------------
+- Max-pool gradient ties: exactly one element per window gets the gradient, the first maximum
+  in row-major window order, as in refcnn (``MAX_POOL_TIE_RULE = "first"``; pinned case
+  ``max_pool_ties_first_maximum``). A ``-inf`` pad never takes it, even from a window whose
+  real elements are all ``-inf`` (checked by hand: ``x = [-inf, -inf, 1]``, window 2,
+  stride 1, pads ``(1, 0)`` gives the gradient ``[1, 0, 1]``), so no case is refused for
+  ``-inf`` input (the suite draws none).
+- ``jnp.max``'s gradient splits a tie evenly between the maxima (``jax.grad(jnp.max)`` of
+  ``[1., 1.]`` is ``[0.5, 0.5]``; refcnn, torch and TensorFlow's pools send it to the first),
+  so ``global_max_pool`` is a ``reduce_window`` (test in test_framework_bugs.py).
+- ``jnp.clip``'s gradient is 0.5 at a bound (``lax.min(lax.max(p, lo), hi)``, ties split):
+  ``cross_entropy`` clamps with ``jnp.where`` (test in test_framework_bugs.py, pinned).
+- ``xlogy``'s gradient in ``p`` is ``y / p``, NaN at ``y == p == 0``: ``cross_entropy`` uses
+  the where idiom (pinned).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 # Before jax is imported: XLA reads its flags once. One CPU thread keeps reductions
 # independent of how work is split.
@@ -53,22 +108,21 @@ from jax import lax
 from jax import numpy as jnp
 from jax.scipy.special import xlogy
 
-from conformance.frameworks._common import (
-    Array,
-    flatten_shape,
-    pair,
-    pool_geometry,
-    sample_count,
-    window_counts,
-)
+from conformance.frameworks import NotExpressible
+from conformance.frameworks._common import Array, flatten_shape, sample_count
 from conformance.network import LR, MOMENTUM, Trajectory
-from refcnn.padding import normalize_padding
+from refcnn.padding import Windows, normalize_padding, transpose_geometry, windows
 
 NAME = "jax"
 REQUIRES = "jax"
 DISTRIBUTIONS = ("jax",)
 DEVICES = ("cpu", "cuda")
-LIMITS: dict[str, str] = {}
+LIMITS = {
+    "dilated max-pool gradient": (
+        "jax.vjp of a reduce_window max with window dilation raises NotImplementedError "
+        "('VJP not implemented for select_and_gather (MaxPool) with window dilation')"
+    ),
+}
 
 #: Which element of a max-pool window receives the gradient when several equal the maximum.
 MAX_POOL_TIE_RULE = "first"
@@ -127,21 +181,66 @@ def vjp(f: Callable[..., Any], primals: Sequence[Any], cotangent: Any | None) ->
         y, pullback = jax.vjp(f, *tensors)
         return pullback(jnp.ones_like(y) if cotangent is None else cotangent)
 
-    return list(evaluate(pulled, primals))
+    try:
+        return list(evaluate(pulled, primals))
+    except NotImplementedError as exc:
+        # A transpose rule JAX does not have (the max-pool gradient with window dilation):
+        # its own refusal, for the case at hand, with its own words.
+        msg = f"jax: {str(exc).splitlines()[0]}"
+        raise NotExpressible(msg) from exc
 
 
-def _padding(op: str, padding: Any) -> str | list[tuple[int, int]]:
-    """JAX's own padding string for the modes it knows, else the explicit pairs."""
-    mode = normalize_padding(op, padding)
-    if isinstance(mode, str):
-        return mode
-    return [tuple(pads) for pads in mode]  # type: ignore[misc]
+# -- layouts and geometry -----------------------------------------------------------------------
+
+_SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
+
+
+def _is_channels_first(data_format: str | None) -> bool:
+    return isinstance(data_format, str) and data_format.upper().startswith("NC")
+
+
+def _per_axis(value: int | Sequence[int], rank: int) -> tuple[int, ...]:
+    """``2`` -> ``(2,) * rank``; a sequence of ``rank`` ints as a tuple."""
+    if isinstance(value, Sequence | np.ndarray):
+        return tuple(int(v) for v in value)
+    return (int(value),) * rank
+
+
+def _spatial_axes(rank: int, channels_first: bool) -> tuple[int, ...]:
+    first = 2 if channels_first else 1
+    return tuple(range(first, first + rank))
+
+
+def _spatial_sizes(x: Any, channels_first: bool) -> tuple[int, ...]:
+    rank = x.ndim - 2
+    return tuple(int(x.shape[a]) for a in _spatial_axes(rank, channels_first))
+
+
+def _dimension_numbers(rank: int, channels_first: bool) -> tuple[str, str, str]:
+    """``conv_general_dilated``'s layouts: refcnn's data layout, its ``(*K, I, O)`` filter."""
+    spatial = _SPATIAL[rank]
+    data = f"NC{spatial}" if channels_first else f"N{spatial}C"
+    return data, f"{spatial}IO", data
+
+
+def _add_bias(y: Any, b: Any, channels_first: bool) -> Any:
+    if b is None:
+        return y
+    if channels_first:
+        return y + jnp.reshape(b, (-1,) + (1,) * (y.ndim - 2))
+    return y + b
+
+
+def _full_window(values: Sequence[int], channels_first: bool) -> tuple[int, ...]:
+    """Per spatial axis ``values`` as a per-array-axis tuple, 1 on N and C."""
+    inner = tuple(int(v) for v in values)
+    return (1, 1, *inner) if channels_first else (1, *inner, 1)
 
 
 # -- conv -------------------------------------------------------------------------------------
 
 
-def conv2d(
+def conv(
     x: Any,
     w: Any,
     b: Any = None,
@@ -149,67 +248,321 @@ def conv2d(
     strides: int | Sequence[int] = 1,
     padding: Any = "VALID",
     dilations: int | Sequence[int] = 1,
+    groups: int = 1,
+    data_format: str | None = None,
 ) -> Any:
-    """See refcnn.conv2d (``lax.conv_general_dilated``, JAX's padding strings)."""
+    """See refcnn.conv (``lax.conv_general_dilated``, explicit pads from refcnn.padding)."""
+    rank = x.ndim - 2
+    channels_first = _is_channels_first(data_format)
+    stride, dilation = _per_axis(strides, rank), _per_axis(dilations, rank)
+    mode = normalize_padding("conv", padding, rank)
+    geometry = windows(
+        _spatial_sizes(x, channels_first), tuple(w.shape[:rank]), stride, dilation, mode
+    )
     y = lax.conv_general_dilated(
         x,
         w,
-        window_strides=pair(strides),
-        padding=_padding("conv2d", padding),
-        rhs_dilation=pair(dilations),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        window_strides=stride,
+        padding=list(geometry.pads),
+        rhs_dilation=dilation,
+        dimension_numbers=_dimension_numbers(rank, channels_first),
+        feature_group_count=groups,
         precision=_HIGHEST,
     )
-    return y if b is None else y + b
+    return _add_bias(y, b, channels_first)
+
+
+def _transposed_filter(w: Any, rank: int, groups: int) -> Any:
+    """Turn refcnn's ``(*K, C_out/groups, C_in)`` into the adjoint's ``(*K, C_in/groups, C_out)``.
+
+    Spatially flipped, and in each group the forward's input and output channels swapped:
+    ``w'[K-1-p, i, g*Cg + c] = w[p, c, g*Og + i]`` (``Cg = C_out/groups``, ``Og = C_in/groups``).
+    """
+    kernel = tuple(w.shape[:rank])
+    cg, c_in = int(w.shape[rank]), int(w.shape[rank + 1])
+    og = c_in // groups
+    flipped = lax.rev(w, tuple(range(rank)))
+    split = jnp.reshape(flipped, (*kernel, cg, groups, og))
+    swapped = jnp.transpose(split, (*range(rank), rank + 2, rank + 1, rank))
+    return jnp.reshape(swapped, (*kernel, og, groups * cg))
+
+
+def conv_transpose(
+    x: Any,
+    w: Any,
+    b: Any = None,
+    *,
+    output_shape: Sequence[int] | None = None,
+    strides: int | Sequence[int] = 1,
+    padding: Any = "VALID",
+    output_padding: int | Sequence[int] = 0,
+    dilations: int | Sequence[int] = 1,
+    groups: int = 1,
+    data_format: str | None = None,
+    method: str = "auto",  # refcnn's route choice: nothing to translate
+) -> Any:
+    """See refcnn.conv_transpose (the gradient-of-conv form; module docstring)."""
+    rank = x.ndim - 2
+    channels_first = _is_channels_first(data_format)
+    stride, dilation = _per_axis(strides, rank), _per_axis(dilations, rank)
+    extra = _per_axis(output_padding, rank)
+    kernel = tuple(int(k) for k in w.shape[:rank])
+    in_sizes = _spatial_sizes(x, channels_first)
+    mode = normalize_padding("conv_transpose", padding, rank)
+    if output_shape is None:
+        sizes, befores = zip(
+            *(
+                transpose_geometry(
+                    in_sizes[a],
+                    kernel[a],
+                    stride[a],
+                    dilation[a],
+                    mode if isinstance(mode, str) else mode[a],
+                    extra[a],
+                )
+                for a in range(rank)
+            ),
+            strict=True,
+        )
+    else:
+        shape = tuple(int(n) for n in output_shape)
+        if len(shape) == rank + 2:
+            shape = shape[2:] if channels_first else shape[1:-1]
+        sizes = shape
+        befores = tuple(p[0] for p in windows(sizes, kernel, stride, dilation, mode).pads)
+    # Output r is sum_q xz[r + q*d - lead] * w'[q] with xz the input with s - 1 zeros
+    # inserted (lhs_dilation), of length (in - 1)*s + 1, and lead = (K - 1)*d - before
+    # (refcnn.padding.adjoint_geometry); the trail makes the output n long. Either may be
+    # negative: XLA's negative pad drops those positions, an exact crop.
+    pads = []
+    for a in range(rank):
+        lead = (kernel[a] - 1) * dilation[a] - befores[a]
+        dilated = (in_sizes[a] - 1) * stride[a] + 1 if in_sizes[a] else 0
+        trail = sizes[a] + (kernel[a] - 1) * dilation[a] - dilated - lead
+        pads.append((lead, trail))
+    y = lax.conv_general_dilated(
+        x,
+        _transposed_filter(w, rank, groups),
+        window_strides=(1,) * rank,
+        padding=pads,
+        lhs_dilation=stride,
+        rhs_dilation=dilation,
+        dimension_numbers=_dimension_numbers(rank, channels_first),
+        feature_group_count=groups,
+        precision=_HIGHEST,
+    )
+    return _add_bias(y, b, channels_first)
 
 
 # -- pooling ----------------------------------------------------------------------------------
 
 
-def _window(ksize: int | Sequence[int], strides: int | Sequence[int] | None) -> tuple[Any, Any]:
-    kernel = pair(ksize)
-    stride = pair(ksize if strides is None else strides)
-    return (1, *kernel, 1), (1, *stride, 1)
+class _Pool(NamedTuple):
+    """A pooling call in ``reduce_window``'s terms (per array axis) and refcnn's geometry."""
+
+    rank: int
+    channels_first: bool
+    sizes: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    geometry: Windows
+
+    def window(self) -> tuple[int, ...]:
+        return _full_window(self.kernel, self.channels_first)
+
+    def strides(self) -> tuple[int, ...]:
+        return _full_window(self.stride, self.channels_first)
+
+    def dilations(self) -> tuple[int, ...]:
+        return _full_window(self.dilation, self.channels_first)
+
+    def padding(self) -> list[tuple[int, int]]:
+        """Return refcnn's pads per array axis, each end pad plus a ceil-mode overhang."""
+        spatial = [
+            (before, after + over)
+            for (before, after), over in zip(
+                self.geometry.pads, self.geometry.overhang, strict=True
+            )
+        ]
+        none = [(0, 0)]
+        return none * 2 + spatial if self.channels_first else none + spatial + none
 
 
-def _pool_padding(op: str, padding: Any) -> str | list[tuple[int, int]]:
-    mode = _padding(op, padding)
-    return mode if isinstance(mode, str) else [(0, 0), *mode, (0, 0)]
+def _pool(
+    op: str,
+    x: Any,
+    ksize: int | Sequence[int],
+    strides: int | Sequence[int] | None,
+    padding: Any,
+    dilations: int | Sequence[int],
+    ceil_mode: bool,
+    data_format: str | None,
+) -> _Pool:
+    rank = x.ndim - 2
+    channels_first = _is_channels_first(data_format)
+    kernel = _per_axis(ksize, rank)
+    stride = kernel if strides is None else _per_axis(strides, rank)
+    dilation = _per_axis(dilations, rank)
+    mode = normalize_padding(op, padding, rank)
+    sizes = _spatial_sizes(x, channels_first)
+    geometry = windows(sizes, kernel, stride, dilation, mode, ceil_mode=bool(ceil_mode))
+    return _Pool(rank, channels_first, sizes, kernel, stride, dilation, geometry)
 
 
-def max_pool2d(
+def _reduce_window(x: Any, pool: _Pool, init: Any, computation: Callable[..., Any]) -> Any:
+    return lax.reduce_window(
+        x,
+        init,
+        computation,
+        pool.window(),
+        pool.strides(),
+        pool.padding(),
+        window_dilation=pool.dilations(),
+    )
+
+
+def max_pool(
     x: Any,
     ksize: int | Sequence[int],
     *,
     strides: int | Sequence[int] | None = None,
     padding: Any = "VALID",
+    dilations: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    data_format: str | None = None,
 ) -> Any:
-    """See refcnn.max_pool2d (``lax.reduce_window`` with ``lax.max`` from ``-inf``)."""
-    window, stride = _window(ksize, strides)
+    """See refcnn.max_pool (``lax.reduce_window`` with ``lax.max`` from ``-inf``)."""
+    pool = _pool("max_pool", x, ksize, strides, padding, dilations, ceil_mode, data_format)
     # A concrete NumPy init value: JAX recognizes (max, -inf) as a monoid and uses its
     # differentiable max-pool rule; a traced init would be the generic, non-differentiable one.
-    init = np.array(-np.inf, dtype=x.dtype)
-    return lax.reduce_window(x, init, lax.max, window, stride, _pool_padding("max_pool2d", padding))
+    return _reduce_window(x, pool, np.array(-np.inf, dtype=x.dtype), lax.max)
 
 
-def avg_pool2d(
+def _first_max(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    """Of two (value, index) pairs, the one refcnn's argmax keeps: NaN, then larger, then first.
+
+    Commutative and associative (a total order on the pairs), so XLA may combine a window's
+    elements in any order and still returns its first maximum (first NaN).
+    """
+    (av, ai), (bv, bi) = a, b
+    a_nan, b_nan = av != av, bv != bv  # noqa: PLR0124 - NaN test that traces as one compare
+    earlier = ai < bi
+    take_a = jnp.where(
+        a_nan | b_nan,
+        a_nan & (~b_nan | earlier),
+        (av > bv) | ((av == bv) & earlier),
+    )
+    return jnp.where(take_a, av, bv), jnp.where(take_a, ai, bi)
+
+
+def max_pool_with_argmax(
     x: Any,
     ksize: int | Sequence[int],
     *,
     strides: int | Sequence[int] | None = None,
     padding: Any = "VALID",
+    dilations: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    data_format: str | None = None,
+) -> tuple[Any, Any]:
+    """See refcnn.max_pool_with_argmax (a variadic ``reduce_window`` over (value, index)).
+
+    Each element carries its row-major index in its own ``(n, c)`` spatial volume (an iota);
+    pads are ``(-inf, int64 max)``, so a real element wins every tie with a pad.
+    """
+    pool = _pool(
+        "max_pool_with_argmax", x, ksize, strides, padding, dilations, ceil_mode, data_format
+    )
+    volume = jnp.reshape(jnp.arange(math.prod(pool.sizes), dtype=jnp.int64), pool.sizes)
+    shape = _full_window(pool.sizes, pool.channels_first)
+    index = jnp.broadcast_to(jnp.reshape(volume, shape), x.shape)
+    inits = (np.array(-np.inf, dtype=x.dtype), np.array(np.iinfo(np.int64).max, dtype=np.int64))
+    y, argmax = lax.reduce_window(
+        (x, index),
+        inits,
+        _first_max,
+        pool.window(),
+        pool.strides(),
+        pool.padding(),
+        window_dilation=pool.dilations(),
+    )
+    return y, argmax
+
+
+def _taps_inside(pool: _Pool, a: int, lo: int, hi: int) -> Array:
+    """Per window of spatial axis ``a``: its taps ``t`` with ``lo <= i*s + t*d - before < hi``.
+
+    Integer bookkeeping of refcnn's geometry for the divisor (refcnn.pool's definition).
+    """
+    kernel, stride, dilation = pool.kernel[a], pool.stride[a], pool.dilation[a]
+    start = np.arange(pool.geometry.out[a], dtype=np.int64) * stride - pool.geometry.pads[a][0]
+    first = np.maximum(0, -((start - lo) // dilation))
+    last = np.minimum(kernel - 1, (hi - 1 - start) // dilation)
+    counts: Array = np.maximum(last - first + 1, 0)
+    return counts
+
+
+def _divisors(pool: _Pool, count_include_pad: bool) -> Array:
+    """Each window's divisor, shaped to broadcast against the output (refcnn's definition)."""
+    divisor: Array = np.ones((1,) * (pool.rank + 2), dtype=np.int64)
+    for a, axis in enumerate(_spatial_axes(pool.rank, pool.channels_first)):
+        before, after = pool.geometry.pads[a]
+        lo, hi = (-before, pool.sizes[a] + after) if count_include_pad else (0, pool.sizes[a])
+        counts = _taps_inside(pool, a, lo, hi)
+        shape = [1] * (pool.rank + 2)
+        shape[axis] = counts.size
+        divisor = divisor * counts.reshape(shape)
+    return divisor
+
+
+def avg_pool(
+    x: Any,
+    ksize: int | Sequence[int],
+    *,
+    strides: int | Sequence[int] | None = None,
+    padding: Any = "VALID",
+    dilations: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
     count_include_pad: bool = False,
+    data_format: str | None = None,
 ) -> Any:
-    """See refcnn.avg_pool2d (a ``reduce_window`` sum over divisors, as flax's avg_pool)."""
-    window, stride = _window(ksize, strides)
-    zero = np.array(0, dtype=x.dtype)  # concrete, as for max_pool2d
-    sums = lax.reduce_window(x, zero, lax.add, window, stride, _pool_padding("avg_pool2d", padding))
-    kernel = pair(ksize)
-    if count_include_pad:
-        return sums / (kernel[0] * kernel[1])
-    _, geometry = pool_geometry("avg_pool2d", tuple(x.shape), ksize, strides, padding)
-    counts = window_counts((x.shape[1], x.shape[2]), geometry, kernel, stride[1:3])
-    return sums / jnp.asarray(counts[:, :, None], dtype=x.dtype)
+    """See refcnn.avg_pool (a ``reduce_window`` sum over each window's divisor)."""
+    pool = _pool("avg_pool", x, ksize, strides, padding, dilations, ceil_mode, data_format)
+    zero = np.array(0, dtype=x.dtype)  # concrete, as for max_pool
+    sums = _reduce_window(x, pool, zero, lax.add)
+    return sums / jnp.asarray(_divisors(pool, bool(count_include_pad)), dtype=x.dtype)
+
+
+# -- global pooling ---------------------------------------------------------------------------
+
+
+def _global_result(y: Any, channels_first: bool, keepdims: bool) -> Any:
+    if keepdims:
+        return y
+    # The channel count spelled out: reshape's -1 divides by the size, 0 for N == 0.
+    return jnp.reshape(y, (y.shape[0], y.shape[1 if channels_first else -1]))
+
+
+def global_max_pool(x: Any, *, data_format: str | None = None, keepdims: bool = True) -> Any:
+    """See refcnn.global_max_pool (one ``reduce_window`` max window over the spatial axes).
+
+    Not ``jnp.max``: its gradient splits a tie evenly between the maxima (module docstring,
+    Findings); refcnn's, and the max-pool rule's, goes to the first one.
+    """
+    channels_first = _is_channels_first(data_format)
+    sizes = _spatial_sizes(x, channels_first)
+    window = _full_window(sizes, channels_first)
+    init = np.array(-np.inf, dtype=x.dtype)
+    y = lax.reduce_window(x, init, lax.max, window, (1,) * x.ndim, "VALID")
+    return _global_result(y, channels_first, keepdims)
+
+
+def global_avg_pool(x: Any, *, data_format: str | None = None, keepdims: bool = True) -> Any:
+    """See refcnn.global_avg_pool (``jnp.mean`` over the spatial axes)."""
+    channels_first = _is_channels_first(data_format)
+    axes = _spatial_axes(x.ndim - 2, channels_first)
+    return _global_result(jnp.mean(x, axis=axes, keepdims=True), channels_first, keepdims)
 
 
 # -- flatten and dense ------------------------------------------------------------------------
@@ -365,9 +718,9 @@ def train_network(initial: dict[str, Array], batches: list[tuple[Array, Array]])
     """
 
     def loss_fn(params: dict[str, Any], x: Any, labels: Array) -> Any:
-        h = relu(conv2d(x, params["conv2d/kernel"], params["conv2d/bias"], padding="SAME"))
-        h = max_pool2d(h, 2)
-        h = tanh(conv2d(h, params["conv2d_1/kernel"], params["conv2d_1/bias"]))
+        h = relu(conv(x, params["conv2d/kernel"], params["conv2d/bias"], padding="SAME"))
+        h = max_pool(h, 2)
+        h = tanh(conv(h, params["conv2d_1/kernel"], params["conv2d_1/bias"]))
         logits = dense(flatten(h), params["dense/kernel"], params["dense/bias"])
         return softmax_cross_entropy(logits, labels)
 
