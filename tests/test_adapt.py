@@ -22,7 +22,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import _torch_style_numpy as reference
 import numpy as np
@@ -35,90 +35,146 @@ from conformance.adapt import TORCH_STYLE, TorchStyle, torch_style
 from conformance.harness import Harness
 from conformance.ops import REGISTRY
 from conformance.strategies import Call
-from refcnn.padding import normalize_padding, window_geometry
+from refcnn.padding import normalize_padding, transpose_geometry, windows
 
 REPO = Path(__file__).resolve().parents[1]
-NHWC, NCHW, HWIO, OIHW = (0, 2, 3, 1), (0, 3, 1, 2), (2, 3, 1, 0), (3, 2, 0, 1)
+CHANNELS_FIRST = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
 Array = np.ndarray[Any, Any]
 
 
-def _pair(value: Any) -> tuple[int, int]:
-    return (int(value), int(value)) if np.ndim(value) == 0 else (int(value[0]), int(value[1]))
+def _per_axis(value: Any, rank: int) -> tuple[int, ...]:
+    return (int(value),) * rank if np.ndim(value) == 0 else tuple(int(v) for v in value)
 
 
-def _explicit(padding: Any) -> tuple[tuple[int, int], tuple[int, int]]:
-    ph, pw = _pair(padding)
-    return ((ph, ph), (pw, pw))
+def _explicit(padding: Any, rank: int) -> tuple[tuple[int, int], ...]:
+    return tuple((p, p) for p in _per_axis(padding, rank))
 
 
-def _hwc(shape: Sequence[int]) -> tuple[int, ...]:
-    return tuple(int(shape[i]) for i in NHWC)
+def _refcnn_filter(w: Array) -> Array:
+    """PyTorch's ``(O, I, *K)`` -> refcnn's ``(*K, I, O)``."""
+    rank = w.ndim - 2
+    return w.transpose((*range(2, rank + 2), 1, 0))
+
+
+def _torch_filter(w: Array) -> Array:
+    rank = w.ndim - 2
+    return w.transpose((rank + 1, rank, *range(rank)))
+
+
+def _via_refcnn(rank: int) -> dict[str, Callable[..., Any]]:
+    """PyTorch-style spatial functions of one rank computed by refcnn on channels-first data.
+
+    Every option PyTorch has (and dilated average pooling, which it has not) is taken, so the
+    wrapper's only refusals are the cases PyTorch's arguments cannot say.
+    """
+    layout = CHANNELS_FIRST[rank]
+
+    def conv_options(
+        stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1
+    ) -> dict[str, Any]:
+        return {
+            "strides": stride,
+            "padding": _explicit(padding, rank),
+            "dilations": dilation,
+            "groups": groups,
+            "data_format": layout,
+        }
+
+    def pool_options(
+        stride: Any = None, padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False
+    ) -> dict[str, Any]:
+        return {
+            "strides": stride,
+            "padding": _explicit(padding, rank),
+            "dilations": dilation,
+            "ceil_mode": ceil_mode,
+            "data_format": layout,
+        }
+
+    def conv(x: Array, w: Array, b: Array | None = None, **kw: Any) -> Array:
+        return refcnn.conv(x, _refcnn_filter(w), b, **conv_options(**kw))
+
+    def conv_backward_input(dy: Array, w: Array, input_shape: Any, **kw: Any) -> Array:
+        return refcnn.conv_backward_input(dy, _refcnn_filter(w), input_shape, **conv_options(**kw))
+
+    def conv_backward_filter(dy: Array, x: Array, filter_shape: Any, **kw: Any) -> Array:
+        shape = tuple(int(filter_shape[i]) for i in (*range(2, rank + 2), 1, 0))
+        dw = refcnn.conv_backward_filter(dy, x, shape, **conv_options(**kw))
+        return _torch_filter(dw)
+
+    def conv_backward_bias(dy: Array) -> Array:
+        return refcnn.conv_backward_bias(dy, data_format=layout)
+
+    def conv_backward(dy: Array, x: Array, w: Array, **kw: Any) -> tuple[Array, ...]:
+        dx, dw, db = refcnn.conv_backward(dy, x, _refcnn_filter(w), **conv_options(**kw))
+        return (dx, _torch_filter(dw), db)
+
+    def conv_transpose(
+        x: Array, w: Array, b: Array | None = None, *, output_padding: Any = 0, **kw: Any
+    ) -> Array:
+        # PyTorch's full[P : L - P + output_padding] is refcnn's explicit (P, P) pads with the
+        # same output_padding (ONNX's size rule).
+        options = conv_options(**kw)
+        return refcnn.conv_transpose(
+            x, _refcnn_filter(w), b, output_padding=output_padding, **options
+        )
+
+    def max_pool(
+        x: Array, kernel_size: Any, *, return_indices: bool = False, **kw: Any
+    ) -> Array | tuple[Array, Array]:
+        if return_indices:
+            return refcnn.max_pool_with_argmax(x, kernel_size, **pool_options(**kw))
+        return refcnn.max_pool(x, kernel_size, **pool_options(**kw))
+
+    def max_pool_backward(dy: Array, x: Array, kernel_size: Any, **kw: Any) -> Array:
+        return refcnn.max_pool_backward(dy, x, kernel_size, **pool_options(**kw))
+
+    def avg_pool(x: Array, kernel_size: Any, *, count_include_pad: bool, **kw: Any) -> Array:
+        options = pool_options(**kw)
+        return refcnn.avg_pool(x, kernel_size, count_include_pad=count_include_pad, **options)
+
+    def avg_pool_backward(
+        dy: Array, input_shape: Any, kernel_size: Any, *, count_include_pad: bool, **kw: Any
+    ) -> Array:
+        return refcnn.avg_pool_backward(
+            dy, input_shape, kernel_size, count_include_pad=count_include_pad, **pool_options(**kw)
+        )
+
+    def adaptive_max_pool(x: Array, output_size: int) -> Array:
+        assert output_size == 1
+        return refcnn.global_max_pool(x, data_format=layout)
+
+    def adaptive_max_pool_backward(dy: Array, x: Array) -> Array:
+        return refcnn.global_max_pool_backward(dy, x, data_format=layout)
+
+    def adaptive_avg_pool(x: Array, output_size: int) -> Array:
+        assert output_size == 1
+        return refcnn.global_avg_pool(x, data_format=layout)
+
+    def adaptive_avg_pool_backward(dy: Array, input_shape: Any) -> Array:
+        return refcnn.global_avg_pool_backward(dy, input_shape, data_format=layout)
+
+    r = rank
+    return {
+        f"conv{r}d": conv,
+        f"conv{r}d_backward_input": conv_backward_input,
+        f"conv{r}d_backward_filter": conv_backward_filter,
+        f"conv{r}d_backward_bias": conv_backward_bias,
+        f"conv{r}d_backward": conv_backward,
+        f"conv_transpose{r}d": conv_transpose,
+        f"max_pool{r}d": max_pool,
+        f"max_pool{r}d_backward": max_pool_backward,
+        f"avg_pool{r}d": avg_pool,
+        f"avg_pool{r}d_backward": avg_pool_backward,
+        f"adaptive_max_pool{r}d": adaptive_max_pool,
+        f"adaptive_max_pool{r}d_backward": adaptive_max_pool_backward,
+        f"adaptive_avg_pool{r}d": adaptive_avg_pool,
+        f"adaptive_avg_pool{r}d_backward": adaptive_avg_pool_backward,
+    }
 
 
 class ViaRefcnn:
-    """PyTorch-style functions computed by refcnn behind transposes and symmetric pads."""
-
-    @staticmethod
-    def conv2d(x: Array, w: Array, b: Array | None = None, **kw: Any) -> Array:
-        y = refcnn.conv2d(x.transpose(NHWC), w.transpose(HWIO), b, **_conv(**kw))
-        return y.transpose(NCHW)
-
-    @staticmethod
-    def conv2d_backward_input(dy: Array, w: Array, input_shape: Any, **kw: Any) -> Array:
-        dx = refcnn.conv2d_backward_input(
-            dy.transpose(NHWC), w.transpose(HWIO), _hwc(input_shape), **_conv(**kw)
-        )
-        return dx.transpose(NCHW)
-
-    @staticmethod
-    def conv2d_backward_filter(dy: Array, x: Array, filter_shape: Any, **kw: Any) -> Array:
-        hwio = tuple(int(filter_shape[i]) for i in HWIO)
-        dw = refcnn.conv2d_backward_filter(
-            dy.transpose(NHWC), x.transpose(NHWC), hwio, **_conv(**kw)
-        )
-        return dw.transpose(OIHW)
-
-    @staticmethod
-    def conv2d_backward_bias(dy: Array) -> Array:
-        return refcnn.conv2d_backward_bias(dy.transpose(NHWC))
-
-    @staticmethod
-    def conv2d_backward(dy: Array, x: Array, w: Array, **kw: Any) -> tuple[Array, ...]:
-        dx, dw, db = refcnn.conv2d_backward(
-            dy.transpose(NHWC), x.transpose(NHWC), w.transpose(HWIO), **_conv(**kw)
-        )
-        return (dx.transpose(NCHW), dw.transpose(OIHW), db)
-
-    @staticmethod
-    def max_pool2d(x: Array, kernel_size: Any, **kw: Any) -> Array:
-        return refcnn.max_pool2d(x.transpose(NHWC), kernel_size, **_pool(**kw)).transpose(NCHW)
-
-    @staticmethod
-    def max_pool2d_backward(dy: Array, x: Array, kernel_size: Any, **kw: Any) -> Array:
-        dx = refcnn.max_pool2d_backward(
-            dy.transpose(NHWC), x.transpose(NHWC), kernel_size, **_pool(**kw)
-        )
-        return dx.transpose(NCHW)
-
-    @staticmethod
-    def avg_pool2d(x: Array, kernel_size: Any, *, count_include_pad: bool, **kw: Any) -> Array:
-        y = refcnn.avg_pool2d(
-            x.transpose(NHWC), kernel_size, count_include_pad=count_include_pad, **_pool(**kw)
-        )
-        return y.transpose(NCHW)
-
-    @staticmethod
-    def avg_pool2d_backward(
-        dy: Array, input_shape: Any, kernel_size: Any, *, count_include_pad: bool, **kw: Any
-    ) -> Array:
-        dx = refcnn.avg_pool2d_backward(
-            dy.transpose(NHWC),
-            _hwc(input_shape),
-            kernel_size,
-            count_include_pad=count_include_pad,
-            **_pool(**kw),
-        )
-        return dx.transpose(NCHW)
+    """PyTorch-style layout-free functions computed by refcnn (the spatial ones: _via_refcnn)."""
 
     @staticmethod
     def flatten(x: Array, start_dim: int = 1) -> Array:
@@ -146,14 +202,6 @@ class ViaRefcnn:
         return refcnn.softmax_cross_entropy_backward(logits, target, **_loss(logits, **kw))
 
 
-def _conv(stride: Any = 1, padding: Any = 0, dilation: Any = 1) -> dict[str, Any]:
-    return {"strides": stride, "padding": _explicit(padding), "dilations": dilation}
-
-
-def _pool(stride: Any = None, padding: Any = 0) -> dict[str, Any]:
-    return {"strides": stride, "padding": _explicit(padding)}
-
-
 def _loss(
     logits: Array,
     weight: Array | None = None,
@@ -178,29 +226,73 @@ LAYOUT_FREE = (
 )
 VIA_REFCNN = torch_style(
     ViaRefcnn,
+    **{name: f for rank in (1, 2, 3) for name, f in _via_refcnn(rank).items()},
     **{name: getattr(refcnn, name) for name in LAYOUT_FREE},
 )
 SERVED = sorted(VIA_REFCNN.functions)
 
 
+class _Spatial(NamedTuple):
+    rank: int
+    sizes: tuple[int, ...]
+
+
+def _spatial(params: dict[str, Any]) -> _Spatial:
+    shape = tuple(params["input_shape"]) if "input_shape" in params else params["x"].shape
+    rank = len(shape) - 2
+    first = str(params.get("data_format") or "").startswith("NC")
+    return _Spatial(rank, tuple(int(n) for n in (shape[2:] if first else shape[1:-1])))
+
+
 def _asymmetric(call: Call) -> bool:
     """Whether the case's resolved pads differ between the two sides of an axis."""
     params = call.params
-    shape = params.get("input_shape", params.get("x", np.empty(0)).shape)
-    if "ksize" in params:
-        kernel = _pair(params["ksize"])
-        strides = kernel if params["strides"] is None else _pair(params["strides"])
-        dilations = (1, 1)
-    elif "strides" in params:
-        filters = params.get("filter_shape", params.get("w", np.empty(0)).shape)
-        kernel, strides = _pair(filters[:2]), _pair(params["strides"])
-        dilations = _pair(params["dilations"])
-    else:
+    if call.op == "conv_transpose" or "padding" not in params:
         return False
-    mode = normalize_padding("test", params["padding"])
-    geometry = window_geometry(_pair(shape[1:3]), kernel, strides, dilations, mode)
-    (top, bottom), (left, right) = geometry.pads
-    return top != bottom or left != right
+    rank, sizes = _spatial(params)
+    if "ksize" in params:
+        kernel = _per_axis(params["ksize"], rank)
+        strides = kernel if params["strides"] is None else _per_axis(params["strides"], rank)
+    else:
+        filters = params.get("filter_shape", params.get("w", np.empty(0)).shape)
+        kernel, strides = tuple(filters[:rank]), _per_axis(params["strides"], rank)
+    dilations = _per_axis(params.get("dilations", 1), rank)
+    mode = normalize_padding("test", params["padding"], rank)
+    resolved = windows(
+        sizes, kernel, strides, dilations, mode, ceil_mode=bool(params.get("ceil_mode"))
+    )
+    return any(before != after for before, after in resolved.pads)
+
+
+def _transpose_refused(call: Call) -> bool:
+    """Whether refcnn's transposed-conv output is no ``full[P : L - P + op]``, ``op`` in range."""
+    if call.op != "conv_transpose":
+        return False
+    params = call.params
+    rank, sizes = _spatial(params)  # the transposed conv's input sizes
+    kernel = params["w"].shape[:rank]
+    strides = _per_axis(params["strides"], rank)
+    dilations = _per_axis(params["dilations"], rank)
+    extra = _per_axis(params.get("output_padding", 0), rank)
+    mode = normalize_padding("test", params["padding"], rank)
+    wanted = params.get("output_shape")
+    if wanted is not None and len(wanted) == rank + 2:
+        first = str(params.get("data_format") or "").startswith("NC")
+        wanted = wanted[2:] if first else wanted[1:-1]
+    for a in range(rank):
+        axis_mode = mode if isinstance(mode, str) else mode[a]
+        if wanted is None:
+            n, before = transpose_geometry(
+                sizes[a], kernel[a], strides[a], dilations[a], axis_mode, extra[a]
+            )
+        else:
+            n = int(wanted[a])
+            resolved = windows([n], [kernel[a]], [strides[a]], [dilations[a]], [axis_mode])
+            before = resolved.pads[0][0]
+        full = (sizes[a] - 1) * strides[a] + (kernel[a] - 1) * dilations[a] + 1
+        if not 0 <= 2 * before + n - full < max(strides[a], dilations[a]):
+            return True
+    return False
 
 
 def _flatten_refused(call: Call) -> bool:
@@ -219,7 +311,7 @@ def _outputs(result: Any) -> tuple[Any, ...]:
 def test_served_is_every_registry_function_but_probability_cross_entropy_pair() -> None:
     # PyTorch has no cross-entropy of probabilities: the one function without a route.
     assert set(SERVED) == set(REGISTRY) - {"cross_entropy", "cross_entropy_backward"}
-    assert {f.serves for f in TORCH_STYLE.values()} == set(SERVED)
+    assert {op for f in TORCH_STYLE.values() for op in f.serves} == set(SERVED)
 
 
 @pytest.mark.parametrize("op", SERVED)
@@ -227,7 +319,7 @@ def test_served_is_every_registry_function_but_probability_cross_entropy_pair() 
 def test_translation_is_exact_or_refused(op: str, data: st.DataObject) -> None:
     call = data.draw(REGISTRY[op].strategy(), label=op).call()
     wrapped = getattr(VIA_REFCNN, op)
-    refused = _asymmetric(call) or _flatten_refused(call)
+    refused = _asymmetric(call) or _transpose_refused(call) or _flatten_refused(call)
     if refused:
         with pytest.raises(NotImplementedError, match=r"not expressible|only axis 1"):
             wrapped(*call.args, **call.kwargs)
