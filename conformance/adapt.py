@@ -70,7 +70,9 @@ What the wrapper does, and what it never does
   where the case needs PyTorch's default for it (an implementation without ``dilation``,
   ``groups`` or ``ceil_mode`` still serves every case at the default); where the case needs
   another value the call raises :class:`NotImplementedError` naming the missing parameter.
-  ``weight=None`` and ``ignore_index=None`` (refcnn's "none") are never passed.
+  ``dilation``, ``groups`` and ``ceil_mode`` at PyTorch's default are never passed (a
+  function taking ``**kwargs`` may forward them to an older signature), nor are
+  ``weight=None`` and ``ignore_index=None`` (refcnn's "none").
 
 PyTorch's own ``max_pool2d``/``avg_pool2d`` refuse pads above half the window, which
 refcnn's explicit pads allow (up to the window size minus one); an implementation with that
@@ -237,6 +239,10 @@ _LOSS_DEFAULTS: dict[str, Any] = {"reduction": "mean", "label_smoothing": 0.0}
 # refcnn's None for these is PyTorch's omitted argument (ignore_index=None: no label is
 # ignored, which PyTorch's default -100 also gives for labels in [0, K)): never passed.
 _ABSENT_WHEN_NONE = frozenset({"weight", "ignore_index"})
+# Options PyTorch's older signatures lack (groups, ceil_mode, dilated pooling): passed only
+# where the case needs another value than the default, so that a function forwarding
+# ``**kwargs`` to such a signature still serves the default cases.
+_OMITTED_AT_DEFAULT = frozenset({"dilation", "groups", "ceil_mode"})
 
 
 class _Target:
@@ -263,6 +269,8 @@ class _Target:
         passed = {}
         for key, value in options.items():
             if value is None and key in _ABSENT_WHEN_NONE:
+                continue
+            if key in _OMITTED_AT_DEFAULT and key in defaults and _same(value, defaults[key]):
                 continue
             if self.takes(key):
                 passed[key] = value
