@@ -207,9 +207,7 @@ TORCH_STYLE: dict[str, TorchStyleFunction] = {
     "tanh_backward": TorchStyleFunction(("tanh_backward",), "tanh_backward(dy, x)"),
     "softmax": TorchStyleFunction(("softmax",), "softmax(x, dim)"),
     "log_softmax": TorchStyleFunction(("log_softmax",), "log_softmax(x, dim)"),
-    "softmax_backward": TorchStyleFunction(
-        ("softmax_backward",), "softmax_backward(dp, p, dim)"
-    ),
+    "softmax_backward": TorchStyleFunction(("softmax_backward",), "softmax_backward(dp, p, dim)"),
     "softmax_jacobian": TorchStyleFunction(("softmax_jacobian",), "softmax_jacobian(p, dim)"),
     "cross_entropy": TorchStyleFunction(
         ("softmax_cross_entropy",),
@@ -315,7 +313,7 @@ class _Layout(NamedTuple):
 def _layout(
     op: str, name: str, shape: Sequence[int], data_format: Any, fixed: int | None
 ) -> _Layout:
-    """The layout of ``name`` (shape ``shape``); ``fixed``: the function's own rank (conv2d)."""
+    """Return the layout of ``name`` (shape ``shape``); ``fixed``: the function's rank (conv2d)."""
     named, channels_first = as_data_format(op, data_format, rank=fixed)
     rank = fixed or named or len(shape) - 2
     if rank not in _RANKS or len(shape) != rank + 2:
@@ -409,7 +407,7 @@ def _conv_options(
     filter_shape: Sequence[int],
     options: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """PyTorch's conv keywords for refcnn's (``strides``, ``padding``, ``dilations``, ``groups``)."""
+    """PyTorch's conv keywords for refcnn's ``strides``, ``padding``, ``dilations``, ``groups``."""
     rank = layout.rank
     _check_ndim(op, "the filter", filter_shape, rank + 2)
     strides, dilations = options["strides"], options["dilations"]
@@ -741,7 +739,7 @@ def _max_pool_with_argmax(op: str, targets: _Targets, fixed: int | None) -> Call
         result = target(
             op, _first(x, layout), ksize, defaults=_POOL_DEFAULTS, **options, return_indices=True
         )
-        if not isinstance(result, tuple | list) or len(result) != 2:  # noqa: PLR2004 - (y, i)
+        if not isinstance(result, tuple | list) or len(result) != 2:
             msg = f"{op}: return_indices=True must return (y, indices), got {type(result)}"
             raise ValueError(msg)
         y, indices = result

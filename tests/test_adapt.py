@@ -20,7 +20,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -32,9 +32,9 @@ from hypothesis import strategies as st
 
 import refcnn
 from conformance.adapt import TORCH_STYLE, TorchStyle, torch_style
+from conformance.calls import Call
 from conformance.harness import Harness
 from conformance.ops import REGISTRY
-from conformance.strategies import Call
 from refcnn.padding import normalize_padding, transpose_geometry, windows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -287,7 +287,8 @@ def _transpose_refused(call: Call) -> bool:
             )
         else:
             n = int(wanted[a])
-            resolved = windows([n], [kernel[a]], [strides[a]], [dilations[a]], [axis_mode])
+            one = axis_mode if isinstance(axis_mode, str) else (axis_mode,)
+            resolved = windows([n], [kernel[a]], [strides[a]], [dilations[a]], one)
             before = resolved.pads[0][0]
         full = (sizes[a] - 1) * strides[a] + (kernel[a] - 1) * dilations[a] + 1
         if not 0 <= 2 * before + n - full < max(strides[a], dilations[a]):
@@ -479,9 +480,9 @@ def _beyond_the_reference(call: Call) -> bool:
     params = call.params
     if not call.op.startswith(SPATIAL):
         return False
-    data = params.get("x", params.get("dy"))
+    data = params["x"] if "x" in params else params["dy"]
     ndim = len(params["input_shape"]) if "input_shape" in params else data.ndim
-    if ndim != 4 or params.get("groups", 1) != 1:  # noqa: PLR2004 - (N, H, W, C)
+    if ndim != 4 or params.get("groups", 1) != 1:
         return True
     pooling = "ksize" in params
     dilated = any(d != 1 for d in _per_axis(params.get("dilations", 1), 2))
@@ -565,3 +566,46 @@ def test_layout_free_wrappers_take_refcnns_parameter_names() -> None:
     z = np.array([[1.0, 2.0], [0.5, -1.0]])
     np.testing.assert_array_equal(api.softmax(z=z, axis=0), reference.softmax(z, 0))
     np.testing.assert_array_equal(api.relu_backward(dy=z, x=-z), reference.relu_backward(z, -z))
+
+
+def test_an_nd_function_serves_the_ranks_given_and_names_the_missing_one() -> None:
+    api = torch_style(conv2d=reference.conv2d)
+    assert {"conv", "conv2d"} <= set(api.functions)
+    assert "conv1d" not in api.functions
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 5, 6, 3)), rng.standard_normal((2, 3, 3, 4))
+    np.testing.assert_allclose(api.conv(x, w), refcnn.conv(x, w), rtol=1e-13)
+    with pytest.raises(NotImplementedError, match=r"1 spatial axes .* no conv1d \(it has conv2d\)"):
+        api.conv(x[:, 0], w[0])
+    with pytest.raises(ValueError, match=r"conv2d: x must be 4-D"):
+        api.conv2d(x[:, 0], w[0])  # refcnn's rank check, not a refusal
+
+
+def test_argmax_is_served_only_by_a_max_pool_returning_indices() -> None:
+    assert "max_pool_with_argmax" not in torch_style(reference).functions  # no return_indices
+    seen: list[dict[str, Any]] = []
+    max_pool2d = _via_refcnn(2)["max_pool2d"]
+    api = torch_style(max_pool2d=_spy(seen, max_pool2d))
+    x = np.random.default_rng(2).standard_normal((2, 5, 6, 3))
+    y, argmax = api.max_pool_with_argmax(x, 2, strides=1, padding="VALID")
+    assert seen[-1]["options"]["return_indices"] is True
+    want = refcnn.max_pool_with_argmax(x, 2, strides=1, padding="VALID")
+    np.testing.assert_array_equal(y, want[0], strict=True)
+    np.testing.assert_array_equal(argmax, want[1], strict=True)
+    with pytest.raises(NotImplementedError, match=r"1 spatial axes .* no max_pool1d"):
+        api.max_pool_with_argmax(x[:, 0], 2)
+
+
+def test_options_at_pytorchs_default_are_not_passed() -> None:
+    # groups, dilation and ceil_mode at their defaults stay out of a **kwargs call (a
+    # function forwarding them to an older signature still serves those cases).
+    seen: list[dict[str, Any]] = []
+    api = torch_style(
+        conv2d=_spy(seen, reference.conv2d), max_pool2d=_spy(seen, reference.max_pool2d)
+    )
+    x, w = np.ones((1, 5, 5, 2)), np.ones((2, 2, 2, 2))
+    api.conv2d(x, w, strides=2, groups=1, dilations=1)
+    api.max_pool2d(x, 2, ceil_mode=False, dilations=(1, 1))
+    assert [sorted(call["options"]) for call in seen] == [["padding", "stride"]] * 2
+    with pytest.raises(TypeError, match="groups"):  # off the default: passed, and refused
+        api.conv2d(x, w, groups=2)

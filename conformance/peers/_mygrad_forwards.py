@@ -98,8 +98,10 @@ def _conv(rank: int) -> Callable[..., Any]:
 
 
 def _max_pool(rank: int) -> Callable[..., Any]:
-    """PyTorch-style ``max_pool{rank}d`` on ``mygrad.nnet.max_pool`` (no padding, dilation,
-    ceil_mode or indices: the wrapper refuses the cases that need them)."""
+    """PyTorch-style ``max_pool{rank}d`` on ``mygrad.nnet.max_pool``.
+
+    No padding, dilation, ceil_mode or indices: the wrapper refuses the cases that need them.
+    """
     name = f"max_pool{rank}d"
 
     def max_pool(
