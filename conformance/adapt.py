@@ -1,9 +1,10 @@
 """Other APIs in a few lines: refcnn's API over a PyTorch-style implementation.
 
-The conformance suite calls refcnn's API (NHWC data, HWIO filters, TensorFlow's argument
-names and padding modes). An implementation written the PyTorch way (NCHW data, OIHW
-filters, ``stride=``/``padding=``/``dilation=`` with symmetric integer padding) is judged
-by wrapping it::
+The conformance suite calls refcnn's API (channels-last data by default, ``(*K, C/groups,
+O)`` filters, TensorFlow's argument names and padding modes, 1 to 3 spatial axes). An
+implementation written the PyTorch way (channels-first data, ``(O, C/groups, *K)``
+filters, ``stride=``/``padding=``/``dilation=`` with symmetric integer padding, one
+function per rank: ``conv2d``, ``max_pool3d``, ...) is judged by wrapping it::
 
     # my_pkg/refcnn_api.py, the module named by --impl
     from conformance.adapt import torch_style
@@ -18,36 +19,60 @@ so the suite reports it "not implemented". Functions already in refcnn's convent
 no wrapper: define them in the ``--impl`` module itself (module attributes win over
 ``__getattr__``).
 
+Which refcnn function each one serves
+-------------------------------------
+``conv{r}d`` (r = 1, 2, 3) serves refcnn's ``conv{r}d`` and, for its rank, the N-d
+``conv``; likewise ``conv{r}d_backward_input/_filter/_bias``, ``conv{r}d_backward`` (refcnn's
+N-d backwards and their ``conv2d_*`` names), ``conv_transpose{r}d`` (``conv_transpose``),
+``max_pool{r}d`` (``max_pool``, ``max_pool{r}d`` and, where its signature takes
+``return_indices``, ``max_pool_with_argmax``), ``max_pool{r}d_backward``, ``avg_pool{r}d``,
+``avg_pool{r}d_backward``, and ``adaptive_max_pool{r}d`` / ``adaptive_avg_pool{r}d`` with
+output size 1 (``global_max_pool`` / ``global_avg_pool``) with their ``_backward``
+functions. An N-d refcnn function serves the ranks given; a case of another rank raises
+:class:`NotImplementedError` naming the missing function.
+
 What the wrapper does, and what it never does
 ---------------------------------------------
-- Layouts: NHWC <-> NCHW and HWIO <-> OIHW are transposes, exact; the implementation
-  receives NumPy *views* of the caller's arrays (an in-place write still reaches them, so
-  the suite's "inputs never modified" check still sees it) and its 4-D results are
-  transposed back. Results are not converted: an implementation must return NumPy arrays
-  of the input dtype, as the suite checks. (The transposes are ``np.transpose``, so array
+- Layouts: channels-last ``(N, *S, C)`` <-> ``(N, C, *S)`` and ``(*K, I, O)`` <-> ``(O, I,
+  *K)`` are transposes, exact; channels-first data (``data_format="NCW"/"NCHW"/"NCDHW"``)
+  is passed as it is. The implementation receives NumPy *views* of the caller's arrays (an
+  in-place write still reaches them, so the suite's "inputs never modified" check still
+  sees it) and its results are transposed back. Results are not converted: an
+  implementation must return NumPy arrays of the input dtype (int64 indices from
+  ``return_indices``), as the suite checks. (The transposes are ``np.transpose``, so array
   types that implement NumPy's ``__array_function__``, such as MyGrad tensors, keep their
   type through the wrapper: :mod:`conformance.peers.mygrad_nnet` differentiates through it.)
 - Padding: ``"VALID"``, ``"SAME"``, ``"SAME_LOWER"`` and explicit pads are resolved by
-  :mod:`refcnn.padding` into ``((top, bottom), (left, right))``. Where each axis is
-  symmetric they become PyTorch's ``padding=p`` (an int, or ``(ph, pw)`` when the axes
+  :mod:`refcnn.padding` into ``(before, after)`` per spatial axis. Where each axis is
+  symmetric they become PyTorch's ``padding=p`` (an int, or one int per axis when the axes
   differ); an asymmetric case (an odd SAME total, asymmetric explicit pads) cannot be said
   with ``padding=`` and raises :class:`NotImplementedError` naming the pads, which the
   suite counts as "not expressible" for that case. The wrapper never pads the input
   itself: that would replace the implementation's own padding code, the part most often
-  wrong.
+  wrong. ``ceil_mode`` is passed on: PyTorch's rule (a last window starting in the end pad
+  is dropped; ``count_include_pad`` counts the taps inside the padded input) is refcnn's.
+- ``conv_transpose``: PyTorch's output is ``full[P : L - P + output_padding]`` of the full
+  transposed length ``L = (in - 1)*s + (K - 1)*d + 1``, refcnn's ``full[before : before +
+  n]``; it is said with ``padding=before``, ``output_padding=2*before + n - L`` where that
+  is in ``[0, max(s, d))`` on every axis (PyTorch's range), and refused otherwise (the
+  wrapper never crops a result: that too would do the implementation's work).
 - Arguments the PyTorch API spells differently: ``ksize`` -> ``kernel_size``,
   ``strides`` -> ``stride``, ``dilations`` -> ``dilation``, ``weights`` -> ``weight``;
+  ``groups`` is PyTorch's (both put output channel ``o`` in group ``o // (O/groups)``);
   refcnn's ``axis`` is the softmax family's ``dim``, passed positionally after the arrays;
-  dense's ``(I, O)`` weight is ``linear``'s ``(O, I)``;
+  dense's ``(I, O)`` weight is ``linear``'s ``(O, I)``; ``keepdims=False`` of the global
+  pools is a reshape of PyTorch's ``(N, C, 1, ...)``;
   refcnn's ``softmax_cross_entropy`` is PyTorch's ``cross_entropy`` (logits, class axis
   moved to 1). ``count_include_pad`` is always passed: refcnn's default is ``False``,
   PyTorch's ``True``.
-- Arrays (and ``kernel_size``, shapes) are passed positionally, options by keyword. One
-  the implementation's signature lacks is left out
-  where the case needs PyTorch's default for it (an implementation without ``dilation``
-  still serves every undilated case); where the case needs another value the call raises
-  :class:`NotImplementedError` naming the missing parameter. ``weight=None`` and
-  ``ignore_index=None`` (refcnn's "none") are never passed.
+- Arrays (and ``kernel_size``, shapes, the adaptive pools' output size 1) are passed
+  positionally, options by keyword. One the implementation's signature lacks is left out
+  where the case needs PyTorch's default for it (an implementation without ``dilation``,
+  ``groups`` or ``ceil_mode`` still serves every case at the default); where the case needs
+  another value the call raises :class:`NotImplementedError` naming the missing parameter.
+  ``dilation``, ``groups`` and ``ceil_mode`` at PyTorch's default are never passed (a
+  function taking ``**kwargs`` may forward them to an older signature), nor are
+  ``weight=None`` and ``ignore_index=None`` (refcnn's "none").
 
 PyTorch's own ``max_pool2d``/``avg_pool2d`` refuse pads above half the window, which
 refcnn's explicit pads allow (up to the window size minus one); an implementation with that
@@ -61,78 +86,135 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
-from conformance.frameworks._common import Array, conv_geometry, pool_geometry
-from refcnn.padding import Geometry
+from conformance.ops import REGISTRY
+from refcnn._checks import as_data_format, as_tuple
+from refcnn.padding import AxisPads, normalize_padding, transpose_geometry, windows
 
 __all__ = ["TORCH_STYLE", "TorchStyle", "TorchStyleFunction", "torch_style"]
 
-_NCHW = (0, 3, 1, 2)  # axes of an NHWC array in NCHW order
-_NHWC = (0, 2, 3, 1)  # axes of an NCHW array in NHWC order
-_OIHW = (3, 2, 0, 1)  # axes of an HWIO filter in OIHW order
-_HWIO = (2, 3, 1, 0)  # axes of an OIHW filter in HWIO order
+Array = npt.NDArray[Any]
+_RANKS = (1, 2, 3)
 
 
 class TorchStyleFunction(NamedTuple):
     """One PyTorch-style function the wrapper knows: what it serves and how it is called."""
 
-    serves: str  # the refcnn function built from it
-    signature: str  # how the wrapper calls it (documentation; arrays NCHW / OIHW)
+    serves: tuple[str, ...]  # the refcnn functions built from it
+    signature: str  # how the wrapper calls it (documentation; arrays channels-first)
+
+
+class _Family(NamedTuple):
+    """The PyTorch-style functions of one rank each behind one N-d refcnn function."""
+
+    nd: str  # refcnn's N-d function
+    pattern: str  # the PyTorch-style name, "{r}" the rank
+    signature: str
+    extra: tuple[str, ...] = ()  # further N-d refcnn functions served
+
+
+_FAMILIES = (
+    _Family("conv", "conv{r}d", "conv{r}d(x, w[, b], stride=, padding=, dilation=, groups=)"),
+    _Family(
+        "conv_backward_input",
+        "conv{r}d_backward_input",
+        "conv{r}d_backward_input(dy, w, input_shape, stride=, padding=, dilation=, groups=) -> dx",
+    ),
+    _Family(
+        "conv_backward_filter",
+        "conv{r}d_backward_filter",
+        "conv{r}d_backward_filter(dy, x, filter_shape, stride=, padding=, dilation=, groups=) "
+        "-> dw",
+    ),
+    _Family("conv_backward_bias", "conv{r}d_backward_bias", "conv{r}d_backward_bias(dy) -> db"),
+    _Family(
+        "conv_backward",
+        "conv{r}d_backward",
+        "conv{r}d_backward(dy, x, w, stride=, padding=, dilation=, groups=) -> (dx, dw, db)",
+    ),
+    _Family(
+        "conv_transpose",
+        "conv_transpose{r}d",
+        "conv_transpose{r}d(x, w[, b], stride=, padding=, output_padding=, groups=, dilation=)",
+    ),
+    _Family(
+        "max_pool",
+        "max_pool{r}d",
+        "max_pool{r}d(x, kernel_size, stride=, padding=, dilation=, ceil_mode="
+        "[, return_indices=True])",
+        ("max_pool_with_argmax",),
+    ),
+    _Family(
+        "max_pool_backward",
+        "max_pool{r}d_backward",
+        "max_pool{r}d_backward(dy, x, kernel_size, stride=, padding=, dilation=, ceil_mode=)",
+    ),
+    _Family(
+        "avg_pool",
+        "avg_pool{r}d",
+        "avg_pool{r}d(x, kernel_size, stride=, padding=, dilation=, ceil_mode=, "
+        "count_include_pad=)",
+    ),
+    _Family(
+        "avg_pool_backward",
+        "avg_pool{r}d_backward",
+        "avg_pool{r}d_backward(dy, input_shape, kernel_size, stride=, padding=, dilation=, "
+        "ceil_mode=, count_include_pad=)",
+    ),
+    _Family("global_max_pool", "adaptive_max_pool{r}d", "adaptive_max_pool{r}d(x, 1)"),
+    _Family(
+        "global_max_pool_backward",
+        "adaptive_max_pool{r}d_backward",
+        "adaptive_max_pool{r}d_backward(dy, x) -> dx",
+    ),
+    _Family("global_avg_pool", "adaptive_avg_pool{r}d", "adaptive_avg_pool{r}d(x, 1)"),
+    _Family(
+        "global_avg_pool_backward",
+        "adaptive_avg_pool{r}d_backward",
+        "adaptive_avg_pool{r}d_backward(dy, input_shape) -> dx",
+    ),
+)
+
+#: PyTorch-style spatial function name -> its family and rank.
+_SPATIAL: dict[str, tuple[_Family, int]] = {
+    family.pattern.format(r=rank): (family, rank) for family in _FAMILIES for rank in _RANKS
+}
+
+
+def _spatial_entry(family: _Family, rank: int) -> TorchStyleFunction:
+    name = family.pattern.format(r=rank)
+    own = (name,) if name in REGISTRY else ()  # refcnn's conv2d, max_pool3d, ...
+    return TorchStyleFunction((family.nd, *own, *family.extra), family.signature.format(r=rank))
 
 
 #: The PyTorch-style functions :func:`torch_style` takes, by name, and how it calls them.
 TORCH_STYLE: dict[str, TorchStyleFunction] = {
-    "conv2d": TorchStyleFunction("conv2d", "conv2d(x, w[, b], stride=, padding=, dilation=)"),
-    "conv2d_backward_input": TorchStyleFunction(
-        "conv2d_backward_input",
-        "conv2d_backward_input(dy, w, input_shape, stride=, padding=, dilation=) -> dx",
-    ),
-    "conv2d_backward_filter": TorchStyleFunction(
-        "conv2d_backward_filter",
-        "conv2d_backward_filter(dy, x, filter_shape, stride=, padding=, dilation=) -> dw",
-    ),
-    "conv2d_backward_bias": TorchStyleFunction(
-        "conv2d_backward_bias", "conv2d_backward_bias(dy) -> db"
-    ),
-    "conv2d_backward": TorchStyleFunction(
-        "conv2d_backward",
-        "conv2d_backward(dy, x, w, stride=, padding=, dilation=) -> (dx, dw, db)",
-    ),
-    "max_pool2d": TorchStyleFunction("max_pool2d", "max_pool2d(x, kernel_size, stride=, padding=)"),
-    "max_pool2d_backward": TorchStyleFunction(
-        "max_pool2d_backward", "max_pool2d_backward(dy, x, kernel_size, stride=, padding=)"
-    ),
-    "avg_pool2d": TorchStyleFunction(
-        "avg_pool2d", "avg_pool2d(x, kernel_size, stride=, padding=, count_include_pad=)"
-    ),
-    "avg_pool2d_backward": TorchStyleFunction(
-        "avg_pool2d_backward",
-        "avg_pool2d_backward(dy, input_shape, kernel_size, stride=, padding=, count_include_pad=)",
-    ),
-    "flatten": TorchStyleFunction("flatten", "flatten(x, start_dim=1)"),
+    **{name: _spatial_entry(family, rank) for name, (family, rank) in _SPATIAL.items()},
+    "flatten": TorchStyleFunction(("flatten",), "flatten(x, start_dim=1)"),
     "flatten_backward": TorchStyleFunction(
-        "flatten_backward", "flatten_backward(dy, input_shape, start_dim=1)"
+        ("flatten_backward",), "flatten_backward(dy, input_shape, start_dim=1)"
     ),
-    "linear": TorchStyleFunction("dense", "linear(x, w_out_in[, b])"),
+    "linear": TorchStyleFunction(("dense",), "linear(x, w_out_in[, b])"),
     "linear_backward": TorchStyleFunction(
-        "dense_backward", "linear_backward(dy, x, w_out_in) -> (dx, dw_out_in, db)"
+        ("dense_backward",), "linear_backward(dy, x, w_out_in) -> (dx, dw_out_in, db)"
     ),
-    "relu": TorchStyleFunction("relu", "relu(x)"),
-    "relu_backward": TorchStyleFunction("relu_backward", "relu_backward(dy, x)"),
-    "sigmoid": TorchStyleFunction("sigmoid", "sigmoid(x)"),
-    "sigmoid_backward": TorchStyleFunction("sigmoid_backward", "sigmoid_backward(dy, x)"),
-    "tanh": TorchStyleFunction("tanh", "tanh(x)"),
-    "tanh_backward": TorchStyleFunction("tanh_backward", "tanh_backward(dy, x)"),
-    "softmax": TorchStyleFunction("softmax", "softmax(x, dim)"),
-    "log_softmax": TorchStyleFunction("log_softmax", "log_softmax(x, dim)"),
-    "softmax_backward": TorchStyleFunction("softmax_backward", "softmax_backward(dp, p, dim)"),
-    "softmax_jacobian": TorchStyleFunction("softmax_jacobian", "softmax_jacobian(p, dim)"),
+    "relu": TorchStyleFunction(("relu",), "relu(x)"),
+    "relu_backward": TorchStyleFunction(("relu_backward",), "relu_backward(dy, x)"),
+    "sigmoid": TorchStyleFunction(("sigmoid",), "sigmoid(x)"),
+    "sigmoid_backward": TorchStyleFunction(("sigmoid_backward",), "sigmoid_backward(dy, x)"),
+    "tanh": TorchStyleFunction(("tanh",), "tanh(x)"),
+    "tanh_backward": TorchStyleFunction(("tanh_backward",), "tanh_backward(dy, x)"),
+    "softmax": TorchStyleFunction(("softmax",), "softmax(x, dim)"),
+    "log_softmax": TorchStyleFunction(("log_softmax",), "log_softmax(x, dim)"),
+    "softmax_backward": TorchStyleFunction(("softmax_backward",), "softmax_backward(dp, p, dim)"),
+    "softmax_jacobian": TorchStyleFunction(("softmax_jacobian",), "softmax_jacobian(p, dim)"),
     "cross_entropy": TorchStyleFunction(
-        "softmax_cross_entropy",
+        ("softmax_cross_entropy",),
         "cross_entropy(logits, target, weight=, ignore_index=, reduction=, label_smoothing=)",
     ),
     "cross_entropy_backward": TorchStyleFunction(
-        "softmax_cross_entropy_backward",
+        ("softmax_cross_entropy_backward",),
         "cross_entropy_backward(logits, target, weight=, ignore_index=, reduction=, "
         "label_smoothing=) -> dlogits",
     ),
@@ -140,13 +222,25 @@ TORCH_STYLE: dict[str, TorchStyleFunction] = {
 
 # PyTorch's defaults, per family: an option the implementation's signature lacks may be left
 # out only where the case needs this value.
-_CONV_DEFAULTS: dict[str, Any] = {"stride": 1, "padding": 0, "dilation": 1}
-_POOL_DEFAULTS: dict[str, Any] = {"stride": None, "padding": 0, "count_include_pad": True}
+_CONV_DEFAULTS: dict[str, Any] = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}
+_TRANSPOSE_DEFAULTS: dict[str, Any] = {**_CONV_DEFAULTS, "output_padding": 0}
+_POOL_DEFAULTS: dict[str, Any] = {
+    "stride": None,
+    "padding": 0,
+    "dilation": 1,
+    "ceil_mode": False,
+    "count_include_pad": True,
+    "return_indices": False,
+}
 _FLATTEN_DEFAULTS: dict[str, Any] = {"start_dim": 1}
 _LOSS_DEFAULTS: dict[str, Any] = {"reduction": "mean", "label_smoothing": 0.0}
 # refcnn's None for these is PyTorch's omitted argument (ignore_index=None: no label is
 # ignored, which PyTorch's default -100 also gives for labels in [0, K)): never passed.
 _ABSENT_WHEN_NONE = frozenset({"weight", "ignore_index"})
+# Options PyTorch's older signatures lack (groups, ceil_mode, dilated pooling): passed only
+# where the case needs another value than the default, so that a function forwarding
+# ``**kwargs`` to such a signature still serves the default cases.
+_OMITTED_AT_DEFAULT = frozenset({"dilation", "groups", "ceil_mode"})
 
 
 class _Target:
@@ -164,13 +258,19 @@ class _Target:
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
             self.accepts = frozenset(p.name for p in parameters)
 
+    def takes(self, key: str) -> bool:
+        """Whether the signature takes keyword ``key`` (or any keyword)."""
+        return self.accepts is None or key in self.accepts
+
     def __call__(self, op: str, *arrays: Any, defaults: Mapping[str, Any], **options: Any) -> Any:
         """Call with ``arrays`` positionally and ``options`` by keyword (see the module doc)."""
         passed = {}
         for key, value in options.items():
             if value is None and key in _ABSENT_WHEN_NONE:
                 continue
-            if self.accepts is None or key in self.accepts:
+            if key in _OMITTED_AT_DEFAULT and key in defaults and _same(value, defaults[key]):
+                continue
+            if self.takes(key):
                 passed[key] = value
             elif key in defaults and _same(value, defaults[key]):
                 continue  # the implementation can only mean PyTorch's default
@@ -189,20 +289,6 @@ def _same(value: Any, default: Any) -> bool:
     return bool(value == default) if default is not None else value is None
 
 
-def _torch_padding(op: str, padding: Any, geometry: Geometry) -> int | tuple[int, int]:
-    """PyTorch's ``padding=`` for resolved pads symmetric on each axis; else not expressible."""
-    (top, bottom), (left, right) = geometry.pads
-    if top != bottom or left != right:
-        msg = (
-            f"{op}: padding={padding!r} resolves to pads ((top, bottom), (left, right)) = "
-            f"{geometry.pads} here; a PyTorch-style padding= pads both sides of an axis "
-            "alike, so this case is not expressible (the wrapper never pads the input "
-            "itself: that would bypass the implementation's own padding)"
-        )
-        raise NotImplementedError(msg)
-    return top if top == left else (top, left)
-
-
 def _shape(a: Any) -> tuple[int, ...]:
     # An array's own shape: array types that implement __array_function__ (MyGrad tensors)
     # need not implement np.shape / np.ndim.
@@ -214,55 +300,184 @@ def _ndim(a: Any) -> int:
     return len(_shape(a))
 
 
-def _nhwc_result(op: str, y: Any) -> Any:
-    """Transpose a 4-D NCHW result back to NHWC (a clear error for anything else)."""
-    if _ndim(y) != 4:
-        msg = f"{op}: the PyTorch-style function returned shape {_shape(y)}, expected 4-D NCHW"
+# -- spatial layouts and pads -------------------------------------------------------------------
+
+
+class _Layout(NamedTuple):
+    """A case's number of spatial axes and whether its data is channels-first."""
+
+    rank: int
+    channels_first: bool
+
+
+def _layout(
+    op: str, name: str, shape: Sequence[int], data_format: Any, fixed: int | None
+) -> _Layout:
+    """Return the layout of ``name`` (shape ``shape``); ``fixed``: the function's rank (conv2d)."""
+    named, channels_first = as_data_format(op, data_format, rank=fixed)
+    rank = fixed or named or len(shape) - 2
+    if rank not in _RANKS or len(shape) != rank + 2:
+        expected = (
+            f"{rank + 2}-D for {rank} spatial axes"
+            if fixed or named
+            else "3-D, 4-D or 5-D (1 to 3 spatial axes)"
+        )
+        msg = f"{op}: {name} must be {expected}, got shape {tuple(shape)}"
         raise ValueError(msg)
-    return np.transpose(y, _NHWC)
+    return _Layout(rank, channels_first)
 
 
-def _hwio_result(op: str, dw: Any) -> Any:
-    if _ndim(dw) != 4:
-        msg = f"{op}: the PyTorch-style function returned shape {_shape(dw)}, expected OIHW"
+def _check_ndim(op: str, name: str, shape: Sequence[int], ndim: int) -> None:
+    if len(shape) != ndim:
+        msg = f"{op}: {name} must be {ndim}-D, got shape {tuple(shape)}"
         raise ValueError(msg)
-    return np.transpose(dw, _HWIO)
 
 
-def _nchw_shape(shape: Sequence[int]) -> tuple[int, ...]:
-    return tuple(int(shape[i]) for i in _NCHW)
+def _first(a: Any, layout: _Layout) -> Any:
+    """``(N, *S, C)`` -> ``(N, C, *S)`` (a view); channels-first data as it is."""
+    if layout.channels_first:
+        return a
+    return np.transpose(a, (0, layout.rank + 1, *range(1, layout.rank + 1)))
+
+
+def _first_shape(shape: Sequence[int], layout: _Layout) -> tuple[int, ...]:
+    sizes = tuple(int(n) for n in shape)
+    return sizes if layout.channels_first else (sizes[0], sizes[-1], *sizes[1:-1])
+
+
+def _back(op: str, y: Any, layout: _Layout) -> Any:
+    """Transpose a channels-first result back to the caller's layout (a clear error if not)."""
+    if _ndim(y) != layout.rank + 2:
+        msg = (
+            f"{op}: the PyTorch-style function returned shape {_shape(y)}, expected "
+            f"{layout.rank + 2}-D (N, C, *spatial)"
+        )
+        raise ValueError(msg)
+    if layout.channels_first:
+        return y
+    return np.transpose(y, (0, *range(2, layout.rank + 2), 1))
+
+
+def _torch_filter(w: Any, rank: int) -> Any:
+    """``(*K, I, O)`` -> PyTorch's ``(O, I, *K)`` (a view; also conv_transpose's weight)."""
+    return np.transpose(w, (rank + 1, rank, *range(rank)))
+
+
+def _torch_filter_shape(shape: Sequence[int], rank: int) -> tuple[int, ...]:
+    sizes = tuple(int(n) for n in shape)
+    return (sizes[rank + 1], sizes[rank], *sizes[:rank])
+
+
+def _refcnn_filter(op: str, dw: Any, rank: int) -> Any:
+    if _ndim(dw) != rank + 2:
+        msg = (
+            f"{op}: the PyTorch-style function returned shape {_shape(dw)}, expected "
+            f"{rank + 2}-D (O, C/groups, *K)"
+        )
+        raise ValueError(msg)
+    return np.transpose(dw, (*range(2, rank + 2), 1, 0))
+
+
+def _spatial(shape: Sequence[int], layout: _Layout) -> tuple[int, ...]:
+    sizes = tuple(int(n) for n in shape)
+    return sizes[2:] if layout.channels_first else sizes[1:-1]
+
+
+def _int_or_tuple(values: tuple[int, ...]) -> int | tuple[int, ...]:
+    return values[0] if len(set(values)) == 1 else values
+
+
+def _torch_padding(op: str, padding: Any, pads: AxisPads) -> int | tuple[int, ...]:
+    """PyTorch's ``padding=`` for resolved pads symmetric on each axis; else not expressible."""
+    if any(before != after for before, after in pads):
+        msg = (
+            f"{op}: padding={padding!r} resolves to pads (before, after) per spatial axis = "
+            f"{pads} here; a PyTorch-style padding= pads both sides of an axis alike, so "
+            "this case is not expressible (the wrapper never pads the input itself: that "
+            "would bypass the implementation's own padding)"
+        )
+        raise NotImplementedError(msg)
+    return _int_or_tuple(tuple(before for before, _ in pads))
 
 
 def _conv_options(
     op: str,
-    x_shape: Sequence[int],
-    w_shape: Sequence[int],
-    strides: Any,
-    padding: Any,
-    dilations: Any,
+    layout: _Layout,
+    sizes: Sequence[int],
+    filter_shape: Sequence[int],
+    options: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """PyTorch's conv keywords for refcnn's (NHWC ``x_shape``, HWIO ``w_shape``)."""
-    _, geometry = conv_geometry(op, x_shape, w_shape, strides, padding, dilations)
+    """PyTorch's conv keywords for refcnn's ``strides``, ``padding``, ``dilations``, ``groups``."""
+    rank = layout.rank
+    _check_ndim(op, "the filter", filter_shape, rank + 2)
+    strides, dilations = options["strides"], options["dilations"]
+    geometry = windows(
+        sizes,
+        tuple(int(k) for k in filter_shape[:rank]),
+        as_tuple(op, "strides", strides, rank=rank),
+        as_tuple(op, "dilations", dilations, rank=rank),
+        normalize_padding(op, options["padding"], rank),
+    )
     return {
         "stride": strides,
-        "padding": _torch_padding(op, padding, geometry),
+        "padding": _torch_padding(op, options["padding"], geometry.pads),
         "dilation": dilations,
+        "groups": options["groups"],
     }
 
 
 def _pool_options(
-    op: str, x_shape: Sequence[int], ksize: Any, strides: Any, padding: Any
+    op: str, layout: _Layout, sizes: Sequence[int], ksize: Any, options: Mapping[str, Any]
 ) -> dict[str, Any]:
     """PyTorch's pooling keywords (``stride=None`` is passed on: PyTorch's "the window")."""
-    _, geometry = pool_geometry(op, x_shape, ksize, strides, padding)
-    return {"stride": strides, "padding": _torch_padding(op, padding, geometry)}
+    rank = layout.rank
+    kernel = as_tuple(op, "ksize", ksize, rank=rank)
+    strides, dilations = options["strides"], options["dilations"]
+    geometry = windows(
+        sizes,
+        kernel,
+        kernel if strides is None else as_tuple(op, "strides", strides, rank=rank),
+        as_tuple(op, "dilations", dilations, rank=rank),
+        normalize_padding(op, options["padding"], rank),
+        ceil_mode=bool(options["ceil_mode"]),
+    )
+    return {
+        "stride": strides,
+        "padding": _torch_padding(op, options["padding"], geometry.pads),
+        "dilation": dilations,
+        "ceil_mode": options["ceil_mode"],
+    }
 
 
-# -- one builder per refcnn function: refcnn's signature outside, PyTorch's inside ------------
+# -- one builder per spatial family: refcnn's signature outside, PyTorch's inside --------------
+#
+# Each takes refcnn's function name, the PyTorch-style functions it may call by rank, and
+# the rank the name fixes (conv2d: 2; None for the N-d functions, which pick by the case).
+
+_Targets = Mapping[int, _Target]
+_SpatialBuilder = Callable[[str, _Targets, "int | None"], Callable[..., Any]]
 
 
-def _conv2d(f: _Target) -> Callable[..., Any]:
-    def conv2d(
+def _pick(op: str, targets: _Targets, layout: _Layout, pattern: str) -> _Target:
+    target = targets.get(layout.rank)
+    if target is None:
+        have = ", ".join(t.name for _, t in sorted(targets.items()))
+        msg = (
+            f"{op}: this case has {layout.rank} spatial axes and the PyTorch-style "
+            f"implementation has no {pattern.format(r=layout.rank)} (it has {have})"
+        )
+        raise NotImplementedError(msg)
+    return target
+
+
+def _named(function: Callable[..., Any], op: str, how: str) -> Callable[..., Any]:
+    function.__name__ = function.__qualname__ = op
+    function.__doc__ = f"See refcnn.{op} ({how})."
+    return function
+
+
+def _conv(op: str, targets: _Targets, fixed: int | None) -> Callable[..., Any]:
+    def conv(
         x: Array,
         w: Array,
         b: Array | None = None,
@@ -270,21 +485,25 @@ def _conv2d(f: _Target) -> Callable[..., Any]:
         strides: Any = 1,
         padding: Any = "VALID",
         dilations: Any = 1,
+        groups: int = 1,
+        data_format: str | None = None,
     ) -> Any:
-        """See refcnn.conv2d (PyTorch-style conv2d on NCHW / OIHW views)."""
+        layout = _layout(op, "x", _shape(x), data_format, fixed)
+        target = _pick(op, targets, layout, "conv{r}d")
+        settings = {"strides": strides, "padding": padding, "dilations": dilations}
         options = _conv_options(
-            "conv2d", x.shape, w.shape, strides=strides, padding=padding, dilations=dilations
+            op, layout, _spatial(_shape(x), layout), _shape(w), {**settings, "groups": groups}
         )
-        arrays = [np.transpose(x, _NCHW), np.transpose(w, _OIHW)]
+        arrays = [_first(x, layout), _torch_filter(w, layout.rank)]
         if b is not None:
             arrays.append(b)
-        return _nhwc_result("conv2d", f("conv2d", *arrays, defaults=_CONV_DEFAULTS, **options))
+        return _back(op, target(op, *arrays, defaults=_CONV_DEFAULTS, **options), layout)
 
-    return conv2d
+    return _named(conv, op, "PyTorch-style conv{r}d on channels-first views")
 
 
-def _conv2d_backward_input(f: _Target) -> Callable[..., Any]:
-    def conv2d_backward_input(
+def _conv_backward_input(op: str, targets: _Targets, fixed: int | None) -> Callable[..., Any]:
+    def conv_backward_input(
         dy: Array,
         w: Array,
         input_shape: Sequence[int],
@@ -292,27 +511,31 @@ def _conv2d_backward_input(f: _Target) -> Callable[..., Any]:
         strides: Any = 1,
         padding: Any = "VALID",
         dilations: Any = 1,
+        groups: int = 1,
+        data_format: str | None = None,
+        method: str = "auto",  # refcnn's route choice: nothing to translate
     ) -> Any:
-        """See refcnn.conv2d_backward_input (NCHW dy and input_shape, OIHW w)."""
-        op = "conv2d_backward_input"
+        layout = _layout(op, "input_shape", input_shape, data_format, fixed)
+        target = _pick(op, targets, layout, "conv{r}d_backward_input")
+        settings = {"strides": strides, "padding": padding, "dilations": dilations}
         options = _conv_options(
-            op, input_shape, w.shape, strides=strides, padding=padding, dilations=dilations
+            op, layout, _spatial(input_shape, layout), _shape(w), {**settings, "groups": groups}
         )
-        dx = f(
+        dx = target(
             op,
-            np.transpose(dy, _NCHW),
-            np.transpose(w, _OIHW),
-            _nchw_shape(input_shape),
+            _first(dy, layout),
+            _torch_filter(w, layout.rank),
+            _first_shape(input_shape, layout),
             defaults=_CONV_DEFAULTS,
             **options,
         )
-        return _nhwc_result(op, dx)
+        return _back(op, dx, layout)
 
-    return conv2d_backward_input
+    return _named(conv_backward_input, op, "channels-first dy and input_shape, (O, I, *K) w")
 
 
-def _conv2d_backward_filter(f: _Target) -> Callable[..., Any]:
-    def conv2d_backward_filter(
+def _conv_backward_filter(op: str, targets: _Targets, fixed: int | None) -> Callable[..., Any]:
+    def conv_backward_filter(
         dy: Array,
         x: Array,
         filter_shape: Sequence[int],
@@ -320,36 +543,39 @@ def _conv2d_backward_filter(f: _Target) -> Callable[..., Any]:
         strides: Any = 1,
         padding: Any = "VALID",
         dilations: Any = 1,
+        groups: int = 1,
+        data_format: str | None = None,
     ) -> Any:
-        """See refcnn.conv2d_backward_filter (NCHW dy and x, OIHW filter_shape and result)."""
-        op = "conv2d_backward_filter"
+        layout = _layout(op, "x", _shape(x), data_format, fixed)
+        target = _pick(op, targets, layout, "conv{r}d_backward_filter")
+        settings = {"strides": strides, "padding": padding, "dilations": dilations}
         options = _conv_options(
-            op, x.shape, filter_shape, strides=strides, padding=padding, dilations=dilations
+            op, layout, _spatial(_shape(x), layout), filter_shape, {**settings, "groups": groups}
         )
-        oihw = tuple(int(filter_shape[i]) for i in _OIHW)
-        dw = f(
+        dw = target(
             op,
-            np.transpose(dy, _NCHW),
-            np.transpose(x, _NCHW),
-            oihw,
+            _first(dy, layout),
+            _first(x, layout),
+            _torch_filter_shape(filter_shape, layout.rank),
             defaults=_CONV_DEFAULTS,
             **options,
         )
-        return _hwio_result(op, dw)
+        return _refcnn_filter(op, dw, layout.rank)
 
-    return conv2d_backward_filter
-
-
-def _conv2d_backward_bias(f: _Target) -> Callable[..., Any]:
-    def conv2d_backward_bias(dy: Array) -> Any:
-        """See refcnn.conv2d_backward_bias (NCHW dy)."""
-        return f("conv2d_backward_bias", np.transpose(dy, _NCHW), defaults={})
-
-    return conv2d_backward_bias
+    return _named(conv_backward_filter, op, "channels-first dy and x, (O, I, *K) dw")
 
 
-def _conv2d_backward(f: _Target) -> Callable[..., Any]:
-    def conv2d_backward(
+def _conv_backward_bias(op: str, targets: _Targets, fixed: int | None) -> Callable[..., Any]:
+    def conv_backward_bias(dy: Array, *, data_format: str | None = None) -> Any:
+        layout = _layout(op, "dy", _shape(dy), data_format, fixed)
+        target = _pick(op, targets, layout, "conv{r}d_backward_bias")
+        return target(op, _first(dy, layout), defaults={})
+
+    return _named(conv_backward_bias, op, "channels-first dy")
+
+
+def _conv_backward(op: str, targets: _Targets, fixed: int | None) -> Callable[..., Any]:
+    def conv_backward(
         dy: Array,
         x: Array,
         w: Array,
@@ -357,104 +583,346 @@ def _conv2d_backward(f: _Target) -> Callable[..., Any]:
         strides: Any = 1,
         padding: Any = "VALID",
         dilations: Any = 1,
+        groups: int = 1,
+        data_format: str | None = None,
     ) -> Any:
-        """See refcnn.conv2d_backward (NCHW / OIHW inside, (dx, dw, db) back in NHWC / HWIO)."""
-        op = "conv2d_backward"
+        layout = _layout(op, "x", _shape(x), data_format, fixed)
+        target = _pick(op, targets, layout, "conv{r}d_backward")
+        settings = {"strides": strides, "padding": padding, "dilations": dilations}
         options = _conv_options(
-            op, x.shape, w.shape, strides=strides, padding=padding, dilations=dilations
+            op, layout, _spatial(_shape(x), layout), _shape(w), {**settings, "groups": groups}
         )
-        arrays = (np.transpose(dy, _NCHW), np.transpose(x, _NCHW), np.transpose(w, _OIHW))
-        dx, dw, db = f(op, *arrays, defaults=_CONV_DEFAULTS, **options)
-        return (_nhwc_result(op, dx), _hwio_result(op, dw), db)
+        arrays = (_first(dy, layout), _first(x, layout), _torch_filter(w, layout.rank))
+        dx, dw, db = target(op, *arrays, defaults=_CONV_DEFAULTS, **options)
+        return (_back(op, dx, layout), _refcnn_filter(op, dw, layout.rank), db)
 
-    return conv2d_backward
-
-
-def _max_pool2d(f: _Target) -> Callable[..., Any]:
-    def max_pool2d(x: Array, ksize: Any, *, strides: Any = None, padding: Any = "VALID") -> Any:
-        """See refcnn.max_pool2d (PyTorch-style max_pool2d on an NCHW view)."""
-        options = _pool_options(
-            "max_pool2d", x.shape, ksize=ksize, strides=strides, padding=padding
-        )
-        return _nhwc_result(
-            "max_pool2d",
-            f("max_pool2d", np.transpose(x, _NCHW), ksize, defaults=_POOL_DEFAULTS, **options),
-        )
-
-    return max_pool2d
+    return _named(conv_backward, op, "channels-first inside, (dx, dw, db) back in refcnn's")
 
 
-def _max_pool2d_backward(f: _Target) -> Callable[..., Any]:
-    def max_pool2d_backward(
-        dy: Array, x: Array, ksize: Any, *, strides: Any = None, padding: Any = "VALID"
+def _transpose_pads(
+    op: str,
+    layout: _Layout,
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    options: Mapping[str, Any],
+) -> tuple[int | tuple[int, ...], int | tuple[int, ...]]:
+    """PyTorch's ``(padding, output_padding)`` for refcnn's transposed conv, else refused."""
+    rank = layout.rank
+    _check_ndim(op, "w", w_shape, rank + 2)
+    kernel = tuple(int(k) for k in w_shape[:rank])
+    stride = as_tuple(op, "strides", options["strides"], rank=rank)
+    dilation = as_tuple(op, "dilations", options["dilations"], rank=rank)
+    extra = as_tuple(op, "output_padding", options["output_padding"], rank=rank, minimum=0)
+    in_sizes = _spatial(x_shape, layout)
+    mode = normalize_padding(op, options["padding"], rank)
+    output_shape = options["output_shape"]
+    if output_shape is None:
+        planned = [
+            transpose_geometry(
+                in_sizes[a],
+                kernel[a],
+                stride[a],
+                dilation[a],
+                mode if isinstance(mode, str) else mode[a],
+                extra[a],
+            )
+            for a in range(rank)
+        ]
+        sizes = tuple(n for n, _ in planned)
+        befores = tuple(before for _, before in planned)
+    else:
+        shape = tuple(int(n) for n in output_shape)
+        sizes = _spatial(shape, layout) if len(shape) == rank + 2 else shape
+        befores = tuple(p[0] for p in windows(sizes, kernel, stride, dilation, mode).pads)
+    paddings, output_paddings = [], []
+    for a in range(rank):
+        full = (in_sizes[a] - 1) * stride[a] + (kernel[a] - 1) * dilation[a] + 1
+        output_padding = 2 * befores[a] + sizes[a] - full
+        if not 0 <= output_padding < max(stride[a], dilation[a]):
+            msg = (
+                f"{op}: on spatial axis {a} refcnn's output is full[{befores[a]} : "
+                f"{befores[a] + sizes[a]}] of the full transposed length {full}; a "
+                f"PyTorch-style conv_transpose gives full[P : {full} - P + output_padding] "
+                f"with 0 <= output_padding < max(stride, dilation) = "
+                f"{max(stride[a], dilation[a])}, so this case is not expressible (it would "
+                f"need output_padding={output_padding}; the wrapper never crops a result)"
+            )
+            raise NotImplementedError(msg)
+        paddings.append(befores[a])
+        output_paddings.append(output_padding)
+    return _int_or_tuple(tuple(paddings)), _int_or_tuple(tuple(output_paddings))
+
+
+def _conv_transpose(op: str, targets: _Targets, fixed: int | None) -> Callable[..., Any]:
+    def conv_transpose(
+        x: Array,
+        w: Array,
+        b: Array | None = None,
+        *,
+        output_shape: Sequence[int] | None = None,
+        strides: Any = 1,
+        padding: Any = "VALID",
+        output_padding: Any = 0,
+        dilations: Any = 1,
+        groups: int = 1,
+        data_format: str | None = None,
+        method: str = "auto",  # refcnn's route choice: nothing to translate
     ) -> Any:
-        """See refcnn.max_pool2d_backward (NCHW views inside)."""
-        op = "max_pool2d_backward"
-        options = _pool_options(op, x.shape, ksize=ksize, strides=strides, padding=padding)
-        dx = f(
+        layout = _layout(op, "x", _shape(x), data_format, fixed)
+        target = _pick(op, targets, layout, "conv_transpose{r}d")
+        settings = {
+            "output_shape": output_shape,
+            "strides": strides,
+            "padding": padding,
+            "output_padding": output_padding,
+            "dilations": dilations,
+        }
+        pads, extra = _transpose_pads(op, layout, _shape(x), _shape(w), settings)
+        arrays = [_first(x, layout), _torch_filter(w, layout.rank)]
+        if b is not None:
+            arrays.append(b)
+        y = target(
             op,
-            np.transpose(dy, _NCHW),
-            np.transpose(x, _NCHW),
-            ksize,
-            defaults=_POOL_DEFAULTS,
-            **options,
+            *arrays,
+            defaults=_TRANSPOSE_DEFAULTS,
+            stride=strides,
+            padding=pads,
+            output_padding=extra,
+            groups=groups,
+            dilation=dilations,
         )
-        return _nhwc_result(op, dx)
+        return _back(op, y, layout)
 
-    return max_pool2d_backward
+    return _named(conv_transpose, op, "PyTorch-style conv_transpose{r}d, channels-first")
 
 
-def _avg_pool2d(f: _Target) -> Callable[..., Any]:
-    def avg_pool2d(
+def _max_pool(op: str, targets: _Targets, fixed: int | None) -> Callable[..., Any]:
+    def max_pool(
         x: Array,
         ksize: Any,
         *,
         strides: Any = None,
         padding: Any = "VALID",
-        count_include_pad: bool = False,
+        dilations: Any = 1,
+        ceil_mode: bool = False,
+        data_format: str | None = None,
     ) -> Any:
-        """See refcnn.avg_pool2d (count_include_pad always passed: PyTorch's default differs)."""
+        layout = _layout(op, "x", _shape(x), data_format, fixed)
+        target = _pick(op, targets, layout, "max_pool{r}d")
+        settings = {"strides": strides, "padding": padding, "dilations": dilations}
         options = _pool_options(
-            "avg_pool2d", x.shape, ksize=ksize, strides=strides, padding=padding
+            op, layout, _spatial(_shape(x), layout), ksize, {**settings, "ceil_mode": ceil_mode}
         )
-        y = f(
-            "avg_pool2d",
-            np.transpose(x, _NCHW),
+        y = target(op, _first(x, layout), ksize, defaults=_POOL_DEFAULTS, **options)
+        return _back(op, y, layout)
+
+    return _named(max_pool, op, "PyTorch-style max_pool{r}d on a channels-first view")
+
+
+def _max_pool_with_argmax(op: str, targets: _Targets, fixed: int | None) -> Callable[..., Any]:
+    def max_pool_with_argmax(
+        x: Array,
+        ksize: Any,
+        *,
+        strides: Any = None,
+        padding: Any = "VALID",
+        dilations: Any = 1,
+        ceil_mode: bool = False,
+        data_format: str | None = None,
+    ) -> Any:
+        layout = _layout(op, "x", _shape(x), data_format, fixed)
+        target = _pick(op, targets, layout, "max_pool{r}d")
+        settings = {"strides": strides, "padding": padding, "dilations": dilations}
+        options = _pool_options(
+            op, layout, _spatial(_shape(x), layout), ksize, {**settings, "ceil_mode": ceil_mode}
+        )
+        result = target(
+            op, _first(x, layout), ksize, defaults=_POOL_DEFAULTS, **options, return_indices=True
+        )
+        if not isinstance(result, tuple | list) or len(result) != 2:
+            msg = f"{op}: return_indices=True must return (y, indices), got {type(result)}"
+            raise ValueError(msg)
+        y, indices = result
+        # PyTorch's index (in the (n, c) spatial volume, row-major) is refcnn's argmax.
+        return (_back(op, y, layout), _back(op, indices, layout))
+
+    return _named(max_pool_with_argmax, op, "max_pool{r}d(..., return_indices=True)")
+
+
+def _max_pool_backward(op: str, targets: _Targets, fixed: int | None) -> Callable[..., Any]:
+    def max_pool_backward(
+        dy: Array,
+        x: Array,
+        ksize: Any,
+        *,
+        strides: Any = None,
+        padding: Any = "VALID",
+        dilations: Any = 1,
+        ceil_mode: bool = False,
+        data_format: str | None = None,
+    ) -> Any:
+        layout = _layout(op, "x", _shape(x), data_format, fixed)
+        target = _pick(op, targets, layout, "max_pool{r}d_backward")
+        settings = {"strides": strides, "padding": padding, "dilations": dilations}
+        options = _pool_options(
+            op, layout, _spatial(_shape(x), layout), ksize, {**settings, "ceil_mode": ceil_mode}
+        )
+        dx = target(
+            op,
+            _first(dy, layout),
+            _first(x, layout),
+            ksize,
+            defaults=_POOL_DEFAULTS,
+            **options,
+        )
+        return _back(op, dx, layout)
+
+    return _named(max_pool_backward, op, "channels-first views inside")
+
+
+def _avg_pool(op: str, targets: _Targets, fixed: int | None) -> Callable[..., Any]:
+    def avg_pool(
+        x: Array,
+        ksize: Any,
+        *,
+        strides: Any = None,
+        padding: Any = "VALID",
+        dilations: Any = 1,
+        ceil_mode: bool = False,
+        count_include_pad: bool = False,
+        data_format: str | None = None,
+    ) -> Any:
+        layout = _layout(op, "x", _shape(x), data_format, fixed)
+        target = _pick(op, targets, layout, "avg_pool{r}d")
+        settings = {"strides": strides, "padding": padding, "dilations": dilations}
+        options = _pool_options(
+            op, layout, _spatial(_shape(x), layout), ksize, {**settings, "ceil_mode": ceil_mode}
+        )
+        y = target(
+            op,
+            _first(x, layout),
             ksize,
             defaults=_POOL_DEFAULTS,
             **options,
             count_include_pad=count_include_pad,
         )
-        return _nhwc_result("avg_pool2d", y)
+        return _back(op, y, layout)
 
-    return avg_pool2d
+    return _named(avg_pool, op, "count_include_pad always passed: PyTorch's default differs")
 
 
-def _avg_pool2d_backward(f: _Target) -> Callable[..., Any]:
-    def avg_pool2d_backward(
+def _avg_pool_backward(op: str, targets: _Targets, fixed: int | None) -> Callable[..., Any]:
+    def avg_pool_backward(
         dy: Array,
         input_shape: Sequence[int],
         ksize: Any,
         *,
         strides: Any = None,
         padding: Any = "VALID",
+        dilations: Any = 1,
+        ceil_mode: bool = False,
         count_include_pad: bool = False,
+        data_format: str | None = None,
     ) -> Any:
-        """See refcnn.avg_pool2d_backward (NCHW dy and input_shape)."""
-        op = "avg_pool2d_backward"
-        options = _pool_options(op, input_shape, ksize=ksize, strides=strides, padding=padding)
-        dx = f(
+        layout = _layout(op, "input_shape", input_shape, data_format, fixed)
+        target = _pick(op, targets, layout, "avg_pool{r}d_backward")
+        settings = {"strides": strides, "padding": padding, "dilations": dilations}
+        options = _pool_options(
+            op, layout, _spatial(input_shape, layout), ksize, {**settings, "ceil_mode": ceil_mode}
+        )
+        dx = target(
             op,
-            np.transpose(dy, _NCHW),
-            _nchw_shape(input_shape),
+            _first(dy, layout),
+            _first_shape(input_shape, layout),
             ksize,
             defaults=_POOL_DEFAULTS,
             **options,
             count_include_pad=count_include_pad,
         )
-        return _nhwc_result(op, dx)
+        return _back(op, dx, layout)
 
-    return avg_pool2d_backward
+    return _named(avg_pool_backward, op, "channels-first dy and input_shape")
+
+
+def _global_result(op: str, y: Any, layout: _Layout, keepdims: bool) -> Any:
+    kept = _back(op, y, layout)
+    return kept if keepdims else np.reshape(y, _shape(y)[:2])  # (N, C, 1, ...) -> (N, C)
+
+
+def _global_upstream(dy: Any, layout: _Layout, keepdims: bool) -> Any:
+    if keepdims:
+        return _first(dy, layout)
+    return np.reshape(dy, (*_shape(dy), *(1,) * layout.rank))  # (N, C) -> (N, C, 1, ...)
+
+
+def _global_pool(pattern: str) -> _SpatialBuilder:
+    def build(op: str, targets: _Targets, fixed: int | None) -> Callable[..., Any]:
+        def global_pool(x: Array, *, data_format: str | None = None, keepdims: bool = True) -> Any:
+            layout = _layout(op, "x", _shape(x), data_format, fixed)
+            target = _pick(op, targets, layout, pattern)
+            y = target(op, _first(x, layout), 1, defaults={})
+            return _global_result(op, y, layout, keepdims)
+
+        return _named(global_pool, op, f"PyTorch-style {pattern}(x, 1), channels-first")
+
+    return build
+
+
+def _global_max_pool_backward(op: str, targets: _Targets, fixed: int | None) -> Callable[..., Any]:
+    def global_max_pool_backward(
+        dy: Array, x: Array, *, data_format: str | None = None, keepdims: bool = True
+    ) -> Any:
+        layout = _layout(op, "x", _shape(x), data_format, fixed)
+        target = _pick(op, targets, layout, "adaptive_max_pool{r}d_backward")
+        dx = target(op, _global_upstream(dy, layout, keepdims), _first(x, layout), defaults={})
+        return _back(op, dx, layout)
+
+    return _named(global_max_pool_backward, op, "channels-first dy (N, C, 1, ...) and x")
+
+
+def _global_avg_pool_backward(op: str, targets: _Targets, fixed: int | None) -> Callable[..., Any]:
+    def global_avg_pool_backward(
+        dy: Array,
+        input_shape: Sequence[int],
+        *,
+        data_format: str | None = None,
+        keepdims: bool = True,
+    ) -> Any:
+        layout = _layout(op, "input_shape", input_shape, data_format, fixed)
+        target = _pick(op, targets, layout, "adaptive_avg_pool{r}d_backward")
+        dx = target(
+            op,
+            _global_upstream(dy, layout, keepdims),
+            _first_shape(input_shape, layout),
+            defaults={},
+        )
+        return _back(op, dx, layout)
+
+    return _named(global_avg_pool_backward, op, "channels-first dy (N, C, 1, ...)")
+
+
+#: refcnn's spatial function -> its builder (the fixed-rank names use their family's).
+_SPATIAL_BUILDERS: dict[str, _SpatialBuilder] = {
+    "conv": _conv,
+    "conv_backward_input": _conv_backward_input,
+    "conv_backward_filter": _conv_backward_filter,
+    "conv_backward_bias": _conv_backward_bias,
+    "conv_backward": _conv_backward,
+    "conv_transpose": _conv_transpose,
+    "max_pool": _max_pool,
+    "max_pool_with_argmax": _max_pool_with_argmax,
+    "max_pool_backward": _max_pool_backward,
+    "avg_pool": _avg_pool,
+    "avg_pool_backward": _avg_pool_backward,
+    "global_max_pool": _global_pool("adaptive_max_pool{r}d"),
+    "global_max_pool_backward": _global_max_pool_backward,
+    "global_avg_pool": _global_pool("adaptive_avg_pool{r}d"),
+    "global_avg_pool_backward": _global_avg_pool_backward,
+}
+assert {n for f in _FAMILIES for n in (f.nd, *f.extra)} == set(_SPATIAL_BUILDERS)
+
+
+# -- the layout-free functions -------------------------------------------------------------------
 
 
 def _flatten_start_dim(op: str, ndim: int, axis: int) -> int:
@@ -512,7 +980,7 @@ def _dense_backward(f: _Target) -> Callable[..., Any]:
 
 
 def _elementwise(f: _Target) -> Callable[..., Any]:
-    name = TORCH_STYLE[f.name].serves
+    name = TORCH_STYLE[f.name].serves[0]
 
     def elementwise(x: Array) -> Any:
         return f(name, x, defaults={})
@@ -523,7 +991,7 @@ def _elementwise(f: _Target) -> Callable[..., Any]:
 
 
 def _elementwise_backward(f: _Target) -> Callable[..., Any]:
-    name = TORCH_STYLE[f.name].serves
+    name = TORCH_STYLE[f.name].serves[0]
 
     def elementwise_backward(dy: Array, x: Array) -> Any:
         return f(name, dy, x, defaults={})
@@ -535,7 +1003,7 @@ def _elementwise_backward(f: _Target) -> Callable[..., Any]:
 
 def _softmax_like(f: _Target) -> Callable[..., Any]:
     # softmax(z, axis), log_softmax(z, axis): PyTorch's dim is the same number, positional.
-    name = TORCH_STYLE[f.name].serves
+    name = TORCH_STYLE[f.name].serves[0]
 
     def softmax_like(z: Array, axis: int = -1) -> Any:
         return f(name, z, axis, defaults={})
@@ -626,15 +1094,6 @@ def _softmax_cross_entropy_backward(f: _Target) -> Callable[..., Any]:
 
 
 _BUILDERS: dict[str, Callable[[_Target], Callable[..., Any]]] = {
-    "conv2d": _conv2d,
-    "conv2d_backward_input": _conv2d_backward_input,
-    "conv2d_backward_filter": _conv2d_backward_filter,
-    "conv2d_backward_bias": _conv2d_backward_bias,
-    "conv2d_backward": _conv2d_backward,
-    "max_pool2d": _max_pool2d,
-    "max_pool2d_backward": _max_pool2d_backward,
-    "avg_pool2d": _avg_pool2d,
-    "avg_pool2d_backward": _avg_pool2d_backward,
     "flatten": _flatten,
     "flatten_backward": _flatten_backward,
     "linear": _dense,
@@ -652,7 +1111,7 @@ _BUILDERS: dict[str, Callable[[_Target], Callable[..., Any]]] = {
     "cross_entropy": _softmax_cross_entropy,
     "cross_entropy_backward": _softmax_cross_entropy_backward,
 }
-assert set(_BUILDERS) == set(TORCH_STYLE)  # one builder per documented function
+assert set(_BUILDERS) | set(_SPATIAL) == set(TORCH_STYLE)  # one builder per documented function
 
 
 class TorchStyle:
@@ -663,10 +1122,25 @@ class TorchStyle:
     """
 
     def __init__(self, functions: Mapping[str, Callable[..., Any]]) -> None:
-        self.functions: dict[str, Callable[..., Any]] = {}
+        built: dict[str, Callable[..., Any]] = {}
+        by_rank: dict[str, dict[int, _Target]] = {}  # refcnn's spatial function -> targets
         for name, function in sorted(functions.items()):
-            wrapper = _BUILDERS[name](_Target(name, function))
-            self.functions[TORCH_STYLE[name].serves] = wrapper
+            target = _Target(name, function)
+            if name not in _SPATIAL:
+                built[TORCH_STYLE[name].serves[0]] = _BUILDERS[name](target)
+                continue
+            _, rank = _SPATIAL[name]
+            for op in TORCH_STYLE[name].serves:
+                if op == "max_pool_with_argmax" and not target.takes("return_indices"):
+                    continue  # no route to the indices: absent, not refused case by case
+                by_rank.setdefault(op, {})[rank] = target
+        for op, targets in by_rank.items():
+            if op in _SPATIAL_BUILDERS:  # an N-d function: the case's rank picks the target
+                built[op] = _SPATIAL_BUILDERS[op](op, targets, None)
+            else:  # refcnn's conv2d, max_pool3d, ...: the PyTorch-style name itself
+                family, rank = _SPATIAL[op]
+                built[op] = _SPATIAL_BUILDERS[family.nd](op, targets, rank)
+        self.functions: dict[str, Callable[..., Any]] = dict(sorted(built.items()))
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         # Also serves as an --impl module's PEP 562 __getattr__: a missing name raises

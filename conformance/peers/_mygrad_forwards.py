@@ -25,7 +25,7 @@ import mygrad.nnet
 import numpy as np
 
 from conformance.adapt import torch_style
-from conformance.frameworks._common import Array, pair
+from conformance.frameworks._common import Array
 
 # MyGrad ships partial annotations (Tensor is not re-exported as typed); it is used here as
 # an untyped library, whether or not it is installed where mypy runs.
@@ -33,7 +33,9 @@ mg: Any = mygrad
 
 #: What MyGrad's API cannot say, by topic (for the report).
 LIMITS = {
-    "pooling": "mygrad.nnet.max_pool has no padding; MyGrad has no average pooling",
+    "pooling": "mygrad.nnet.max_pool has no padding, dilation, ceil mode or indices "
+    "(no max_pool_with_argmax); MyGrad has no average or global pooling",
+    "groups": "mygrad.nnet.conv_nd has no groups; MyGrad has no transposed convolution",
     "tiling": "MyGrad's conv_nd and max_pool require windows that tile the (padded) input "
     "exactly ((n - e) % s == 0, n >= e); refcnn drops leftover rows and allows empty outputs",
     "losses": "mygrad.nnet.softmax_crossentropy is the mean over (N, K) scores with class "
@@ -62,38 +64,62 @@ def _check_tiling(
             raise NotImplementedError(msg)
 
 
-def _conv2d(
-    x: Any,
-    w: Any,
-    b: Any = None,
-    stride: int | Sequence[int] = 1,
-    padding: int | Sequence[int] = 0,
-    dilation: int | Sequence[int] = 1,
-) -> Any:
-    pads, dilations = pair(padding), pair(dilation)
-    _check_tiling(
-        "conv2d",
-        [n + 2 * p for n, p in zip(x.shape[2:], pads, strict=True)],
-        [(k - 1) * d + 1 for k, d in zip(w.shape[2:], dilations, strict=True)],
-        pair(stride),
-    )
-    y = mg.nnet.conv_nd(x, w, stride=pair(stride), padding=pads, dilation=dilations)
-    return y if b is None else y + mg.reshape(b, (1, -1, 1, 1))
+def _per_axis(value: int | Sequence[int], rank: int) -> tuple[int, ...]:
+    if isinstance(value, int | np.integer):
+        return (int(value),) * rank
+    return tuple(int(v) for v in value)
 
 
-def _max_pool2d(
-    x: Any,
-    kernel_size: int | Sequence[int],
-    stride: int | Sequence[int] | None = None,
-    padding: int | Sequence[int] = 0,
-) -> Any:
-    if pair(padding) != (0, 0):
-        msg = f"max_pool2d: mygrad.nnet.max_pool has no padding, the case needs {padding!r}"
-        raise NotImplementedError(msg)
-    kernel = pair(kernel_size)
-    steps = kernel if stride is None else pair(stride)
-    _check_tiling("max_pool2d", x.shape[2:], kernel, steps)
-    return mg.nnet.max_pool(x, kernel, steps)
+def _conv(rank: int) -> Callable[..., Any]:
+    """PyTorch-style ``conv{rank}d`` on ``mygrad.nnet.conv_nd`` (no groups parameter)."""
+    name = f"conv{rank}d"
+
+    def conv(
+        x: Any,
+        w: Any,
+        b: Any = None,
+        stride: int | Sequence[int] = 1,
+        padding: int | Sequence[int] = 0,
+        dilation: int | Sequence[int] = 1,
+    ) -> Any:
+        pads, dilations = _per_axis(padding, rank), _per_axis(dilation, rank)
+        strides = _per_axis(stride, rank)
+        _check_tiling(
+            name,
+            [n + 2 * p for n, p in zip(x.shape[2:], pads, strict=True)],
+            [(k - 1) * d + 1 for k, d in zip(w.shape[2:], dilations, strict=True)],
+            strides,
+        )
+        y = mg.nnet.conv_nd(x, w, stride=strides, padding=pads, dilation=dilations)
+        return y if b is None else y + mg.reshape(b, (1, -1, *(1,) * rank))
+
+    conv.__name__ = conv.__qualname__ = name
+    return conv
+
+
+def _max_pool(rank: int) -> Callable[..., Any]:
+    """PyTorch-style ``max_pool{rank}d`` on ``mygrad.nnet.max_pool``.
+
+    No padding, dilation, ceil_mode or indices: the wrapper refuses the cases that need them.
+    """
+    name = f"max_pool{rank}d"
+
+    def max_pool(
+        x: Any,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] | None = None,
+        padding: int | Sequence[int] = 0,
+    ) -> Any:
+        if any(_per_axis(padding, rank)):
+            msg = f"{name}: mygrad.nnet.max_pool has no padding, the case needs {padding!r}"
+            raise NotImplementedError(msg)
+        kernel = _per_axis(kernel_size, rank)
+        steps = kernel if stride is None else _per_axis(stride, rank)
+        _check_tiling(name, x.shape[2:], kernel, steps)
+        return mg.nnet.max_pool(x, kernel, steps)
+
+    max_pool.__name__ = max_pool.__qualname__ = name
+    return max_pool
 
 
 def _linear(x: Any, w: Any, b: Any = None) -> Any:
@@ -135,8 +161,8 @@ def _cross_entropy(logits: Any, target: Array, reduction: str = "mean") -> Any:
 
 
 _API = torch_style(
-    conv2d=_conv2d,
-    max_pool2d=_max_pool2d,
+    **{f"conv{rank}d": _conv(rank) for rank in (1, 2, 3)},
+    **{f"max_pool{rank}d": _max_pool(rank) for rank in (1, 2, 3)},
     linear=_linear,
     relu=_relu,
     sigmoid=_sigmoid,
@@ -146,9 +172,11 @@ _API = torch_style(
     cross_entropy=_cross_entropy,
 )
 
-# refcnn's names, on MyGrad tensors: what conformance.frameworks.Adapter calls.
-conv2d = _API.conv2d
-max_pool2d = _API.max_pool2d
+# refcnn's names, on MyGrad tensors: what conformance.frameworks.Adapter calls (it derives
+# the backward functions from the N-d conv and max_pool; conv2d, max_pool3d, ... are the
+# same computation, SameAs rows of the registry).
+conv = _API.conv
+max_pool = _API.max_pool
 dense = _API.dense
 relu = _API.relu
 sigmoid = _API.sigmoid

@@ -5,11 +5,14 @@ OIHW filters, symmetric integer padding). :mod:`conformance.peers._mygrad_forwar
 its functions with :func:`conformance.adapt.torch_style`; this module hands them to
 :class:`conformance.frameworks.Adapter`, which derives each backward function of refcnn's
 API from the forwards with MyGrad's ``Tensor.backward``, exactly as it does for PyTorch's
-``autograd.grad``. The functions MyGrad has no route for are absent ("not implemented"):
-average pooling, flatten, the cross-entropy of probabilities, ``softmax_backward`` and
-``softmax_jacobian`` (see ``_mygrad_forwards.LIMITS``). Cases MyGrad's API cannot say
-(asymmetric pads, padded max pooling, weighted or smoothed losses) raise
-``NotImplementedError``.
+``autograd.grad``. The forwards are the N-d ``conv`` and ``max_pool`` (MyGrad's ``conv_nd``
+and ``max_pool`` take 1 to 3 spatial axes), so ``conv2d``, ``max_pool3d`` and every
+convolution and max-pool gradient derive from them. The functions MyGrad has no route for
+are absent ("not implemented"): transposed convolution, average and global pooling,
+``max_pool_with_argmax``, flatten, the cross-entropy of probabilities, ``softmax_backward``
+and ``softmax_jacobian`` (see ``_mygrad_forwards.LIMITS``). Cases MyGrad's API cannot say
+(asymmetric pads, groups, padded, dilated or ceil-mode max pooling, weighted or smoothed
+losses) raise ``NotImplementedError``.
 """
 
 from __future__ import annotations
