@@ -517,6 +517,7 @@ __getattr__ = torch_style(_torch_style_numpy).__getattr__
 '''
 
 
+@pytest.mark.zoo  # a whole conformance run in a subprocess: once, on the main Python
 def test_suite_passes_the_wrapped_numpy_reference(tmp_path: Path) -> None:
     (tmp_path / "torch_style_api.py").write_text(API_MODULE, encoding="utf-8")
     report_dir = tmp_path / "report"
