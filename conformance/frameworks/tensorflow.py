@@ -73,7 +73,7 @@ import contextlib
 import importlib.metadata
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 # Before the import: TF's C++ start-up logging would otherwise flood every test run.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -82,17 +82,9 @@ import numpy as np
 import tensorflow as tf
 
 from conformance.frameworks import NotExpressible
-from conformance.frameworks._common import (
-    Array,
-    conv_geometry,
-    flatten_shape,
-    pair,
-    pool_geometry,
-    sample_count,
-    window_counts,
-)
+from conformance.frameworks._common import Array, flatten_shape, sample_count
 from conformance.network import CLASSES, INPUT_SHAPE, LR, MOMENTUM, Trajectory
-from refcnn.padding import AxisPads, Geometry
+from refcnn.padding import AxisPads, Windows, normalize_padding, transpose_geometry, windows
 
 NAME = "tensorflow"
 REQUIRES = "tensorflow"
@@ -159,183 +151,621 @@ def vjp(f: Callable[..., Any], primals: Sequence[Any], cotangent: Any | None) ->
             tape.watch(source)
         y = f(*primals)
     upstream = tf.ones_like(y) if cotangent is None else cotangent
-    grads = tape.gradient(
-        y,
-        list(primals),
-        output_gradients=upstream,
-        unconnected_gradients=tf.UnconnectedGradients.ZERO,
-    )
+    try:
+        grads = tape.gradient(
+            y,
+            list(primals),
+            output_gradients=upstream,
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
+    except tf.errors.InvalidArgumentError as exc:
+        # TF 2.21's CPU Conv2DBackpropInput/Filter refuse grouped convs except in float32
+        # (oneDNN): TF's own refusal, for the case at hand, in its own words.
+        if "Gradients for grouped convolutions are not supported" in str(exc):
+            msg = f"tensorflow: {_GROUPED_GRADIENTS}"
+            raise NotExpressible(msg) from exc
+        raise
     # tf.gather's gradient may arrive as IndexedSlices; the adapters return dense arrays.
     return [tf.convert_to_tensor(g) for g in grads]
 
 
-def _explicit(pads: AxisPads) -> list[list[int]]:
-    (top, bottom), (left, right) = pads
-    return [[0, 0], [top, bottom], [left, right], [0, 0]]
+_GROUPED_GRADIENTS = (
+    "the CPU gradients of a grouped conv (1 < groups < C) are float32 only ('Gradients for "
+    "grouped convolutions are not supported on CPU. Please file a feature request if you "
+    "run into this issue.')"
+)
 
 
-# -- conv -------------------------------------------------------------------------------------
+# -- layouts and geometry -----------------------------------------------------------------------
+
+#: TF's channels-last data format per number of spatial axes (passed explicitly: see
+#: :func:`_convolution`).
+_CHANNELS_LAST = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
 
 
-def _conv_setup(
-    x_shape: Sequence[int],
-    w_shape: Sequence[int],
-    strides: int | Sequence[int],
-    padding: Any,
-    dilations: int | Sequence[int],
-) -> tuple[str | list[list[int]], Geometry]:
-    """TF's padding argument and the geometry; NotExpressible for the cases TF mishandles."""
-    mode, geometry = conv_geometry("conv2d", x_shape, w_shape, strides, padding, dilations)
-    if int(w_shape[2]) == 0:
-        msg = (
-            "tensorflow conv2d: C = 0 input channels: TF's Conv2D rejects them "
-            "('filter depth must be strictly positive')"
-        )
-        raise NotExpressible(msg)
-    out = (int(x_shape[0]), geometry.out_h, geometry.out_w, int(w_shape[3]))
-    if 0 in out:
-        msg = (
-            f"tensorflow conv2d: the conv output (N, out_h, out_w, O) = {out} is empty and TF "
-            "2.21's CPU conv kernels mishandle empty outputs: the float64 gradients segfault "
-            "or return an uninitialized filter gradient, oneDNN (float32/float16) returns an "
-            "uninitialized tensor of the input's shape or rejects O = 0 (not run)"
-        )
-        raise NotExpressible(msg)
-    if isinstance(mode, str) and mode != "SAME_LOWER":
-        return mode, geometry  # VALID and SAME: TF's own rules are refcnn's
-    return _explicit(geometry.pads), geometry
+def _is_channels_first(data_format: str | None) -> bool:
+    return isinstance(data_format, str) and data_format.upper().startswith("NC")
+
+
+def _per_axis(value: int | Sequence[int], rank: int) -> tuple[int, ...]:
+    """``2`` -> ``(2,) * rank``; a sequence of ``rank`` ints as a tuple."""
+    if isinstance(value, Sequence | np.ndarray):
+        return tuple(int(v) for v in value)
+    return (int(value),) * rank
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    return tuple(int(n) for n in x.shape)
+
+
+def _to_channels_last(x: Any, channels_first: bool) -> Any:
+    """``(N, C, *S)`` -> ``(N, *S, C)`` inside the graph (TF's CPU kernels are channels-last)."""
+    if not channels_first:
+        return x
+    rank = len(x.shape) - 2
+    return tf.transpose(x, [0, *range(2, rank + 2), 1])
+
+
+def _from_channels_last(y: Any, channels_first: bool) -> Any:
+    if not channels_first:
+        return y
+    rank = len(y.shape) - 2
+    return tf.transpose(y, [0, rank + 1, *range(1, rank + 1)])
+
+
+def _spatial_sizes(x: Any, channels_first: bool) -> tuple[int, ...]:
+    shape = _shape(x)
+    return shape[2:] if channels_first else shape[1:-1]
+
+
+def _pad(x: Any, pads: Sequence[tuple[int, int]], value: float = 0.0) -> Any:
+    """``tf.pad`` of the spatial axes of a channels-last ``x`` (nothing when all pads are 0)."""
+    if all(before == 0 and after == 0 for before, after in pads):
+        return x
+    return tf.pad(x, [[0, 0], *(list(p) for p in pads), [0, 0]], constant_values=value)
+
+
+def _subsample(y: Any, strides: Sequence[int]) -> Any:
+    """``y[:, ::s1, ::s2, ..., :]`` of a channels-last ``y``."""
+    if all(s == 1 for s in strides):
+        return y
+    return y[(slice(None), *(slice(None, None, s) for s in strides), slice(None))]
 
 
 def _with_bias(y: Any, b: Any) -> Any:
     return y if b is None else tf.nn.bias_add(y, b)
 
 
-def conv2d(
-    x: Any,
-    w: Any,
-    b: Any = None,
-    *,
-    strides: int | Sequence[int] = 1,
-    padding: Any = "VALID",
-    dilations: int | Sequence[int] = 1,
-) -> Any:
-    """See refcnn.conv2d (``tf.nn.conv2d`` then ``tf.nn.bias_add``)."""
-    tf_padding, _ = _conv_setup(tuple(x.shape), tuple(w.shape), strides, padding, dilations)
-    y = tf.nn.conv2d(
-        x, w, strides=list(pair(strides)), padding=tf_padding, dilations=list(pair(dilations))
-    )
-    return _with_bias(y, b)
+# -- conv ---------------------------------------------------------------------------------------
 
 
-def _conv2d_for_gradients(
+class _Conv(NamedTuple):
+    """A conv call in TF's terms: per-axis arguments and refcnn's geometry."""
+
+    rank: int
+    channels_first: bool
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    geometry: Windows
+    native: str | None  # TF's own padding string when it states refcnn's pads
+
+    @property
+    def dilated(self) -> bool:
+        return any(d != 1 for d in self.dilation)
+
+
+def _conv_plan(
     x: Any,
     w: Any,
-    b: Any = None,
-    *,
-    strides: int | Sequence[int] = 1,
-    padding: Any = "VALID",
-    dilations: int | Sequence[int] = 1,
-) -> Any:
-    """conv2d as differentiated: ``tf.nn.convolution`` at stride 1, subsampled, when dilated."""
-    tf_padding, geometry = _conv_setup(tuple(x.shape), tuple(w.shape), strides, padding, dilations)
-    if pair(dilations) == (1, 1):
-        y = tf.nn.conv2d(x, w, strides=list(pair(strides)), padding=tf_padding)
-        return _with_bias(y, b)
-    stride_1 = tf.nn.convolution(
-        tf.pad(x, _explicit(geometry.pads)),
+    strides: int | Sequence[int],
+    padding: Any,
+    dilations: int | Sequence[int],
+    groups: int,
+    data_format: str | None,
+) -> _Conv:
+    """Resolve a conv call (pads from refcnn.padding); refuse what TF's CPU kernels mishandle."""
+    rank = len(x.shape) - 2
+    channels_first = _is_channels_first(data_format)
+    stride, dilation = _per_axis(strides, rank), _per_axis(dilations, rank)
+    mode = normalize_padding("conv", padding, rank)
+    sizes = _spatial_sizes(x, channels_first)
+    geometry = windows(sizes, _shape(w)[:rank], stride, dilation, mode)
+    op = f"tensorflow conv{rank}d"
+    if int(w.shape[-2]) == 0:
+        msg = (
+            f"{op}: C = 0 input channels: TF's Conv2D rejects them "
+            "('filter depth must be strictly positive')"
+        )
+        raise NotExpressible(msg)
+    out = (int(x.shape[0]), *geometry.out, int(w.shape[-1]))
+    if 0 in out:
+        msg = (
+            f"{op}: the conv output (N, *out, O) = {out} is empty and TF 2.21's CPU conv "
+            "kernels mishandle empty outputs: the float64 gradients segfault or return an "
+            "uninitialized filter gradient, oneDNN (float32/float16) returns an uninitialized "
+            "tensor of the input's shape or rejects O = 0 (not run)"
+        )
+        raise NotExpressible(msg)
+    if rank == 3 and groups != 1:
+        msg = (
+            f"{op}: groups = {groups}: TF 2.21's CPU Conv3D has no grouped form ('Number of "
+            "channels in filter must match last dimension of input', oneDNN: 'input and "
+            "filter must have the same depth')"
+        )
+        raise NotExpressible(msg)
+    native = mode if mode in ("VALID", "SAME") else None
+    return _Conv(rank, channels_first, stride, dilation, geometry, native)
+
+
+def _convolution(x: Any, w: Any, plan: _Conv, stride: Sequence[int], padding: str) -> Any:
+    """``tf.nn.convolution`` of a channels-last ``x``, the data format named explicitly.
+
+    With ``data_format=None`` TF 2.21's eager Conv3D gradient fails (``_Conv3DGrad`` calls
+    ``.decode()`` on a missing ``data_format`` attribute: AttributeError), so it is given.
+    """
+    return tf.nn.convolution(
+        x,
         w,
-        strides=1,
-        padding="VALID",
-        dilations=list(pair(dilations)),
+        strides=list(stride),
+        padding=padding,
+        dilations=list(plan.dilation),
+        data_format=_CHANNELS_LAST[plan.rank],
     )
-    sh, sw = pair(strides)
-    return _with_bias(stride_1[:, ::sh, ::sw, :], b)
+
+
+def _dilated_stride_1(x: Any, w: Any, plan: _Conv) -> Any:
+    """Pad, stride-1 dilated VALID ``tf.nn.convolution``, subsample: the strided conv's sums."""
+    padded = _pad(x, plan.geometry.pads)
+    return _subsample(_convolution(padded, w, plan, (1,) * plan.rank, "VALID"), plan.stride)
+
+
+def conv(
+    x: Any,
+    w: Any,
+    b: Any = None,
+    *,
+    strides: int | Sequence[int] = 1,
+    padding: Any = "VALID",
+    dilations: int | Sequence[int] = 1,
+    groups: int = 1,
+    data_format: str | None = None,
+) -> Any:
+    """See refcnn.conv (``tf.nn.conv1d/conv2d/convolution`` then ``tf.nn.bias_add``)."""
+    plan = _conv_plan(x, w, strides, padding, dilations, groups, data_format)
+    xl = _to_channels_last(x, plan.channels_first)
+    tf_padding = plan.native
+    if tf_padding is None:  # SAME_LOWER, explicit pads: zero pads, then VALID
+        xl, tf_padding = _pad(xl, plan.geometry.pads), "VALID"
+    layout = _CHANNELS_LAST[plan.rank]
+    if plan.rank == 1:
+        y = tf.nn.conv1d(
+            xl, w, list(plan.stride), tf_padding, data_format=layout, dilations=list(plan.dilation)
+        )
+    elif plan.rank == 2:
+        y = tf.nn.conv2d(
+            xl, w, list(plan.stride), tf_padding, data_format=layout, dilations=list(plan.dilation)
+        )
+    elif plan.dilated:
+        # CPU Conv3D: "only supports dilated rates of 1"; tf.nn.convolution's space-to-batch
+        # route takes dilations at stride 1 only.
+        y = _dilated_stride_1(_to_channels_last(x, plan.channels_first), w, plan)
+    else:
+        y = _convolution(xl, w, plan, plan.stride, tf_padding)
+    return _from_channels_last(_with_bias(y, b), plan.channels_first)
+
+
+def _depthwise(x: Any, w: Any, plan: _Conv) -> Any:
+    """Depthwise conv (``groups == C``, 1-D/2-D) as ``tf.nn.depthwise_conv2d`` at stride 1.
+
+    refcnn's ``(*K, 1, C*M)`` filter puts output ``o`` in group ``o // M``: the
+    ``(*K, C, M)`` depthwise filter of output ``c*M + m``, a reshape. 1-D runs as a 2-D conv
+    with a height-1 axis (as ``tf.nn.conv1d`` does).
+    """
+    padded = _pad(x, plan.geometry.pads)
+    channels = int(x.shape[-1])
+    kernel = _shape(w)[: plan.rank]
+    filters = tf.reshape(w, (*kernel, channels, int(w.shape[-1]) // channels))
+    dilation = list(plan.dilation)
+    if plan.rank == 1:
+        padded, filters, dilation = padded[:, tf.newaxis], filters[tf.newaxis], [1, *dilation]
+    y = tf.nn.depthwise_conv2d(padded, filters, [1, 1, 1, 1], "VALID", dilations=dilation)
+    if plan.rank == 1:
+        y = y[:, 0]
+    return _subsample(y, plan.stride)
+
+
+def _conv_for_gradients(
+    x: Any,
+    w: Any,
+    b: Any = None,
+    *,
+    strides: int | Sequence[int] = 1,
+    padding: Any = "VALID",
+    dilations: int | Sequence[int] = 1,
+    groups: int = 1,
+    data_format: str | None = None,
+) -> Any:
+    """The conv that is differentiated: depthwise by ``tf.nn.depthwise_conv2d``, dilated at stride 1.
+
+    See the module docstring (Translation, Gradients).
+    """
+    plan = _conv_plan(x, w, strides, padding, dilations, groups, data_format)
+    xl = _to_channels_last(x, plan.channels_first)
+    if groups > 1 and groups == int(xl.shape[-1]) and plan.rank <= 2:
+        y = _depthwise(xl, w, plan)
+    elif plan.dilated:
+        y = _dilated_stride_1(xl, w, plan)
+    else:
+        return conv(
+            x,
+            w,
+            b,
+            strides=strides,
+            padding=padding,
+            dilations=dilations,
+            groups=groups,
+            data_format=data_format,
+        )
+    return _from_channels_last(_with_bias(y, b), plan.channels_first)
 
 
 GRADIENT_FORWARDS = {
-    "conv2d": (
-        _conv2d_for_gradients,
+    "conv": (
+        _conv_for_gradients,
         "TF 2.21's CPU Conv2DBackpropInput/Filter kernels reject dilations > 1 and "
-        "tf.nn.convolution rejects stride > 1 with dilation > 1: the gradients differentiate "
-        "pad + stride-1 dilated VALID convolution + [::sh, ::sw], the same sums",
+        "tf.nn.convolution rejects stride > 1 with dilation > 1: dilated gradients "
+        "differentiate pad + stride-1 dilated VALID convolution + [::s], the same sums; "
+        "grouped-conv gradients are refused on the CPU except in float32 ('Gradients for "
+        "grouped convolutions are not supported on CPU'), so depthwise convs (groups = C, "
+        "1-D/2-D) differentiate tf.nn.depthwise_conv2d, the same sums",
     ),
 }
 
 
-# -- pooling ----------------------------------------------------------------------------------
+# -- conv_transpose -----------------------------------------------------------------------------
 
 
-class _Pool:
-    """A resolved pooling call: kernel, strides, normalized padding and geometry."""
+def conv_transpose(
+    x: Any,
+    w: Any,
+    b: Any = None,
+    *,
+    output_shape: Sequence[int] | None = None,
+    strides: int | Sequence[int] = 1,
+    padding: Any = "VALID",
+    output_padding: int | Sequence[int] = 0,
+    dilations: int | Sequence[int] = 1,
+    groups: int = 1,
+    data_format: str | None = None,
+    method: str = "auto",  # refcnn's route choice: nothing to translate
+) -> Any:
+    """See refcnn.conv_transpose (``tf.nn.conv_transpose`` of the full output, sliced)."""
+    rank = len(x.shape) - 2
+    channels_first = _is_channels_first(data_format)
+    stride, dilation = _per_axis(strides, rank), _per_axis(dilations, rank)
+    extra = _per_axis(output_padding, rank)
+    kernel = _shape(w)[:rank]
+    in_sizes = _spatial_sizes(x, channels_first)
+    mode = normalize_padding("conv_transpose", padding, rank)
+    op = f"tensorflow conv{rank}d_transpose"
+    if any(d != 1 for d in dilation):
+        msg = (
+            f"{op}: dilations {dilation}: TF 2.21's CPU Conv{rank if rank == 3 else 2}D"
+            "BackpropInput rejects them ('Current CPU implementations do not yet support "
+            "dilation rates larger than 1')"
+        )
+        raise NotExpressible(msg)
+    if output_shape is None:
+        sizes, befores = zip(
+            *(
+                transpose_geometry(
+                    in_sizes[a],
+                    kernel[a],
+                    stride[a],
+                    dilation[a],
+                    mode if isinstance(mode, str) else mode[a],
+                    extra[a],
+                )
+                for a in range(rank)
+            ),
+            strict=True,
+        )
+    else:
+        shape = tuple(int(n) for n in output_shape)
+        if len(shape) == rank + 2:
+            shape = shape[2:] if channels_first else shape[1:-1]
+        sizes = shape
+        befores = tuple(p[0] for p in windows(sizes, kernel, stride, dilation, mode).pads)
+    c_out = groups * int(w.shape[-2])
+    empty = (int(x.shape[0]), *sizes, c_out, int(x.shape[-1] if not channels_first else x.shape[1]))
+    if 0 in empty or 0 in in_sizes:
+        msg = (
+            f"{op}: an empty axis in (N, *out, C_out, C_in) = {empty} or the input "
+            f"{in_sizes}: TF 2.21's CPU conv kernels mishandle empty tensors (not run)"
+        )
+        raise NotExpressible(msg)
+    # The full transposed output (no pads) is L = (in - 1)*s + K on each axis; TF's VALID
+    # conv_transpose gives any length in [L, L + s) (the tail past L is zeros), refcnn's
+    # output is full[before : before + n]: the smallest such window holding it, then a slice;
+    # past L + s - 1 the tail is zero pads (exact: nothing is computed there).
+    fulls = [(in_sizes[a] - 1) * stride[a] + kernel[a] for a in range(rank)]
+    asked = [
+        min(max(fulls[a], befores[a] + sizes[a]), fulls[a] + stride[a] - 1) for a in range(rank)
+    ]
+    tails = [max(befores[a] + sizes[a] - asked[a], 0) for a in range(rank)]
+    xl = _to_channels_last(x, channels_first)
+    n = int(xl.shape[0])
+    parts = tf.split(xl, groups, axis=-1) if groups > 1 else [xl]
+    filters = tf.split(w, groups, axis=-1) if groups > 1 else [w]
+    # Groups: input channels j*Og.. and filter columns j*Og.. make output channels j*Cg..;
+    # each group is its own transposed conv, concatenated (no arithmetic across groups).
+    ys = [
+        tf.nn.conv_transpose(
+            part,
+            f,
+            [n, *asked, int(w.shape[-2])],
+            strides=list(stride),
+            padding="VALID",
+            data_format=_CHANNELS_LAST[rank],
+        )
+        for part, f in zip(parts, filters, strict=True)
+    ]
+    y = ys[0] if len(ys) == 1 else tf.concat(ys, axis=-1)
+    y = _pad(y, [(0, t) for t in tails])
+    index = tuple(slice(befores[a], befores[a] + sizes[a]) for a in range(rank))
+    y = y[(slice(None), *index, slice(None))]
+    return _from_channels_last(_with_bias(y, b), channels_first)
 
-    def __init__(
-        self,
-        op: str,
-        x_shape: Sequence[int],
-        ksize: int | Sequence[int],
-        strides: int | Sequence[int] | None,
-        padding: Any,
-    ) -> None:
-        self.mode, self.geometry = pool_geometry(op, x_shape, ksize, strides, padding)
-        self.kernel = pair(ksize)
-        self.strides = pair(ksize if strides is None else strides)
-        self.input_hw = (int(x_shape[1]), int(x_shape[2]))
-        out = (self.geometry.out_h, self.geometry.out_w, int(x_shape[3]))
-        if 0 in out:
-            msg = (
-                f"tensorflow {op}: (out_h, out_w, C) = {out} has an empty dim and TF 2.21's "
-                "CPU pooling mishandles it: oneDNN MaxPool (float32/float16) dies of SIGFPE "
-                "or aborts, float64 MaxPoolGrad returns uninitialized memory, VALID windows "
-                "overhanging the input by more than the stride are rejected, AvgPoolGrad "
-                "(float32) fails for C = 0 (not run)"
-            )
-            raise NotExpressible(msg)
+
+# -- pooling ------------------------------------------------------------------------------------
+
+
+class _Pool(NamedTuple):
+    """A pooling call in TF's terms: per-axis window arguments and refcnn's geometry."""
+
+    rank: int
+    channels_first: bool
+    sizes: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    geometry: Windows
+    native: str | None  # TF's own padding string when it states refcnn's windows
 
     @property
-    def native(self) -> str | None:
-        """TF's own padding string when it states the pads, else None."""
-        if isinstance(self.mode, str) and self.mode != "SAME_LOWER":
-            return self.mode
-        return None
+    def pads(self) -> AxisPads:
+        """Pads ``(before, after)`` per axis, the end pad grown by a ceil-mode overhang."""
+        return tuple(
+            (before, after + over)
+            for (before, after), over in zip(
+                self.geometry.pads, self.geometry.overhang, strict=True
+            )
+        )
 
-    def padded(self, x: Any, value: float) -> Any:
-        """``x`` padded with ``value`` by the resolved pads."""
-        return tf.pad(x, _explicit(self.geometry.pads), constant_values=value)
+    @property
+    def dilated(self) -> bool:
+        return any(d != 1 for d in self.dilation)
 
 
-def max_pool2d(
+def _pool_plan(
+    op: str,
+    x: Any,
+    ksize: int | Sequence[int],
+    strides: int | Sequence[int] | None,
+    padding: Any,
+    dilations: int | Sequence[int],
+    ceil_mode: bool,
+    data_format: str | None,
+) -> _Pool:
+    """Resolve a pooling call (pads from refcnn.padding); refuse what TF's CPU mishandles."""
+    rank = len(x.shape) - 2
+    channels_first = _is_channels_first(data_format)
+    kernel = _per_axis(ksize, rank)
+    stride = kernel if strides is None else _per_axis(strides, rank)
+    dilation = _per_axis(dilations, rank)
+    mode = normalize_padding(op, padding, rank)
+    sizes = _spatial_sizes(x, channels_first)
+    geometry = windows(sizes, kernel, stride, dilation, mode, ceil_mode=bool(ceil_mode))
+    channels = int(x.shape[1] if channels_first else x.shape[-1])
+    out = (*geometry.out, channels)
+    if 0 in out:
+        msg = (
+            f"tensorflow {op}: (*out, C) = {out} has an empty dim and TF 2.21's CPU pooling "
+            "mishandles it: oneDNN MaxPool (float32/float16) dies of SIGFPE or aborts, "
+            "float64 MaxPoolGrad returns uninitialized memory, VALID windows overhanging the "
+            "input by more than the stride are rejected, AvgPoolGrad (float32) fails for "
+            "C = 0 (not run)"
+        )
+        raise NotExpressible(msg)
+    if rank == 3 and x.dtype != tf.float32:
+        raise NotExpressible(_no_3d_pool(op, x.dtype))
+    native = None
+    if (
+        mode in ("VALID", "SAME")
+        and not any(geometry.overhang)
+        and not any(d != 1 for d in dilation)
+    ):
+        native = str(mode)
+    return _Pool(rank, channels_first, sizes, kernel, stride, dilation, geometry, native)
+
+
+def _no_3d_pool(op: str, dtype: Any) -> str:
+    return (
+        f"tensorflow {op}: {tf.as_dtype(dtype).name} 3-D pooling: TF 2.21's CPU "
+        "MaxPool3D/AvgPool3D kernels are float32 only ('Could not find device for node "
+        "MaxPool3D[T=DT_HALF]', 'Value for attr 'T' of double is not in the list of allowed "
+        "values')"
+    )
+
+
+def _pool(x: Any, plan: _Pool, pooling_type: str, padding: str) -> Any:
+    """``tf.nn.pool`` of a channels-last ``x``; dilated strided windows at stride 1, subsampled.
+
+    ``tf.nn.pool`` (space-to-batch for dilations) rejects stride > 1 with dilation > 1; every
+    window is the same at stride 1, so the strided result is a subsample.
+    """
+    stride = (1,) * plan.rank if plan.dilated else plan.stride
+    y = tf.nn.pool(
+        x,
+        list(plan.kernel),
+        pooling_type,
+        strides=list(stride),
+        padding=padding,
+        dilations=list(plan.dilation),
+        data_format=_CHANNELS_LAST[plan.rank],
+    )
+    return _subsample(y, plan.stride) if plan.dilated else y
+
+
+def max_pool(
     x: Any,
     ksize: int | Sequence[int],
     *,
     strides: int | Sequence[int] | None = None,
     padding: Any = "VALID",
+    dilations: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    data_format: str | None = None,
 ) -> Any:
-    """See refcnn.max_pool2d (native SAME/VALID, else ``-inf`` pads then VALID)."""
-    pool = _Pool("max_pool2d", tuple(x.shape), ksize, strides, padding)
-    if pool.native is not None:
-        return tf.nn.max_pool2d(x, pool.kernel, pool.strides, pool.native)
-    return tf.nn.max_pool2d(pool.padded(x, -np.inf), pool.kernel, pool.strides, "VALID")
+    """See refcnn.max_pool (``tf.nn.pool`` "MAX"; other pads as ``-inf`` ``tf.pad``)."""
+    plan = _pool_plan("max_pool", x, ksize, strides, padding, dilations, ceil_mode, data_format)
+    xl = _to_channels_last(x, plan.channels_first)
+    if plan.native is not None:
+        y = _pool(xl, plan, "MAX", plan.native)
+    else:
+        y = _pool(_pad(xl, plan.pads, -np.inf), plan, "MAX", "VALID")
+    return _from_channels_last(y, plan.channels_first)
 
 
-def avg_pool2d(
+def _tap_counts(plan: _Pool, *, include_pad: bool) -> Array:
+    """Per window, the taps inside the input (or the padded input), shape ``(*out, 1)``."""
+    counts = np.ones((), dtype=np.int64)
+    for a in range(plan.rank):
+        before, after = plan.geometry.pads[a]
+        lo, hi = (-before, plan.sizes[a] + after) if include_pad else (0, plan.sizes[a])
+        starts = np.arange(plan.geometry.out[a]) * plan.stride[a] - before
+        taps = starts[:, np.newaxis] + np.arange(plan.kernel[a]) * plan.dilation[a]
+        counts = np.multiply.outer(counts, ((taps >= lo) & (taps < hi)).sum(axis=1))
+    return np.asarray(counts[..., np.newaxis], dtype=np.int64)
+
+
+def avg_pool(
     x: Any,
     ksize: int | Sequence[int],
     *,
     strides: int | Sequence[int] | None = None,
     padding: Any = "VALID",
+    dilations: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
     count_include_pad: bool = False,
+    data_format: str | None = None,
 ) -> Any:
-    """See refcnn.avg_pool2d (``tf.nn.avg_pool2d``, padded cases emulated; module doc)."""
-    pool = _Pool("avg_pool2d", tuple(x.shape), ksize, strides, padding)
-    if pool.native == "VALID" or (pool.native == "SAME" and not count_include_pad):
-        return tf.nn.avg_pool2d(x, pool.kernel, pool.strides, pool.native)
-    y = tf.nn.avg_pool2d(pool.padded(x, 0.0), pool.kernel, pool.strides, "VALID")
-    if count_include_pad:
-        return y
-    counts = window_counts(pool.input_hw, pool.geometry, pool.kernel, pool.strides)
-    with np.errstate(divide="ignore"):  # count 0: a window wholly in padding -> 0 * inf
-        scale = (pool.kernel[0] * pool.kernel[1]) / counts.astype(np.float64)
-    return y * tf.constant(scale[:, :, np.newaxis], dtype=y.dtype)
+    """See refcnn.avg_pool (``tf.nn.pool`` "AVG"; emulated pads in the module docstring)."""
+    plan = _pool_plan("avg_pool", x, ksize, strides, padding, dilations, ceil_mode, data_format)
+    xl = _to_channels_last(x, plan.channels_first)
+    if plan.native == "VALID" or (plan.native == "SAME" and not count_include_pad):
+        # TF's own SAME divides by the real elements: count_include_pad=False.
+        return _from_channels_last(_pool(xl, plan, "AVG", plan.native), plan.channels_first)
+    y = _pool(_pad(xl, plan.pads), plan, "AVG", "VALID")  # divisor: the K taps
+    counts = _tap_counts(plan, include_pad=bool(count_include_pad))
+    taps = int(np.prod(plan.kernel))
+    if np.any(counts != taps):
+        with np.errstate(divide="ignore"):  # a window wholly in padding: refcnn refuses it
+            scale = taps / counts.astype(np.float64)
+        y = y * tf.constant(scale, dtype=y.dtype)
+    return _from_channels_last(y, plan.channels_first)
+
+
+def max_pool_with_argmax(
+    x: Any,
+    ksize: int | Sequence[int],
+    *,
+    strides: int | Sequence[int] | None = None,
+    padding: Any = "VALID",
+    dilations: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    data_format: str | None = None,
+) -> tuple[Any, Any]:
+    """See refcnn.max_pool_with_argmax (``tf.nn.max_pool_with_argmax``, index converted)."""
+    op = "max_pool_with_argmax"
+    plan = _pool_plan(op, x, ksize, strides, padding, dilations, ceil_mode, data_format)
+    if plan.rank == 3:
+        msg = f"tensorflow {op}: 3-D: tf.nn.max_pool_with_argmax takes 4-D (NHWC) input only"
+        raise NotExpressible(msg)
+    if plan.dilated:
+        msg = f"tensorflow {op}: dilations {plan.dilation}: tf.nn.max_pool_with_argmax has none"
+        raise NotExpressible(msg)
+    xl = _to_channels_last(x, plan.channels_first)
+    channels = int(xl.shape[-1])
+    pads = plan.pads
+    tf_padding = plan.native
+    if tf_padding is None:
+        xl, tf_padding = _pad(xl, pads, -np.inf), "VALID"
+    else:
+        pads = ((0, 0),) * plan.rank  # TF's own pads are not in its index
+    kernel, stride = list(plan.kernel), list(plan.stride)
+    if plan.rank == 1:  # as a height-1 2-D pool
+        xl, kernel, stride = xl[:, tf.newaxis], [1, *kernel], [1, *stride]
+    y, index = tf.nn.max_pool_with_argmax(
+        xl, kernel, stride, tf_padding, include_batch_in_index=False
+    )
+    if plan.rank == 1:
+        y, index = y[:, 0], index[:, 0]
+    # TF's index is (h*Wp + w)*C + c in the (padded) input it saw; refcnn's is h*W + w in
+    # the unpadded one.
+    flat = tf.cast(index, tf.int64) // channels
+    padded = [n + before + after for n, (before, after) in zip(plan.sizes, pads, strict=True)]
+    result = tf.zeros_like(flat)
+    scale = 1
+    for a in reversed(range(plan.rank)):
+        result += (flat % padded[a] - pads[a][0]) * scale
+        flat //= padded[a]
+        scale *= plan.sizes[a]
+    return (
+        _from_channels_last(y, plan.channels_first),
+        _from_channels_last(result, plan.channels_first),
+    )
+
+
+# -- global pooling -----------------------------------------------------------------------------
+
+
+def _global_result(y: Any, channels_first: bool, keepdims: bool, rank: int) -> Any:
+    if not keepdims:
+        return tf.reshape(y, (int(y.shape[0]), int(y.shape[-1])))
+    return _from_channels_last(
+        tf.reshape(y, (int(y.shape[0]), *(1,) * rank, int(y.shape[-1]))), channels_first
+    )
+
+
+def global_max_pool(x: Any, *, data_format: str | None = None, keepdims: bool = True) -> Any:
+    """See refcnn.global_max_pool (``tf.nn.max_pool1d`` over the flattened spatial volume).
+
+    ``tf.reduce_max``'s gradient splits a tie evenly between the tied elements (Findings);
+    TF's max pooling sends it to the first maximum, as refcnn. The ``(N, *S, C)`` input is
+    reshaped to ``(N, prod(S), C)`` (row-major: the first maximum stays the first) and pooled
+    with one window over it, which also runs where TF has no 3-D pooling kernel.
+    """
+    channels_first = _is_channels_first(data_format)
+    xl = _to_channels_last(x, channels_first)
+    shape = _shape(xl)
+    rank = len(shape) - 2
+    if 0 in shape[1:]:
+        msg = f"tensorflow global_max_pool: an empty axis in {shape}: TF's pooling mishandles it"
+        raise NotExpressible(msg)
+    volume = int(np.prod(shape[1:-1]))
+    flat = tf.reshape(xl, (shape[0], volume, shape[-1]))
+    y = tf.nn.max_pool1d(flat, volume, volume, "VALID")
+    return _global_result(y, channels_first, keepdims, rank)
+
+
+def global_avg_pool(x: Any, *, data_format: str | None = None, keepdims: bool = True) -> Any:
+    """See refcnn.global_avg_pool (``tf.math.reduce_mean`` over the spatial axes)."""
+    channels_first = _is_channels_first(data_format)
+    xl = _to_channels_last(x, channels_first)
+    rank = len(xl.shape) - 2
+    y = tf.math.reduce_mean(xl, axis=list(range(1, rank + 1)), keepdims=True)
+    return _global_result(y, channels_first, keepdims, rank)
 
 
 # -- flatten and dense ------------------------------------------------------------------------
