@@ -319,6 +319,20 @@ def _dilated_stride_1(x: Any, w: Any, plan: _Conv) -> Any:
     return _subsample(_convolution(padded, w, plan, (1,) * plan.rank, "VALID"), plan.stride)
 
 
+def _onednn_single_channel_strided(x: Any, plan: _Conv) -> bool:
+    """True for the convs TF 2.21's float32 oneDNN kernels get wrong: C = 1, 2-D/3-D, strided.
+
+    They return wrong values, some of them uninitialized memory (Findings); at stride 1
+    they are right, so such convs run at stride 1 and are subsampled (the same sums).
+    """
+    return (
+        x.dtype == tf.float32
+        and int(x.shape[-1]) == 1
+        and plan.rank >= 2
+        and any(s != 1 for s in plan.stride)
+    )
+
+
 def conv(
     x: Any,
     w: Any,
@@ -337,7 +351,9 @@ def conv(
     if tf_padding is None:  # SAME_LOWER, explicit pads: zero pads, then VALID
         xl, tf_padding = _pad(xl, plan.geometry.pads), "VALID"
     layout = _CHANNELS_LAST[plan.rank]
-    if plan.rank == 1:
+    if _onednn_single_channel_strided(xl, plan):
+        y = _dilated_stride_1(_to_channels_last(x, plan.channels_first), w, plan)
+    elif plan.rank == 1:
         y = tf.nn.conv1d(
             xl, w, list(plan.stride), tf_padding, data_format=layout, dilations=list(plan.dilation)
         )
@@ -393,7 +409,7 @@ def _conv_for_gradients(
     xl = _to_channels_last(x, plan.channels_first)
     if groups > 1 and groups == int(xl.shape[-1]) and plan.rank <= 2:
         y = _depthwise(xl, w, plan)
-    elif plan.dilated:
+    elif plan.dilated or _onednn_single_channel_strided(xl, plan):
         y = _dilated_stride_1(xl, w, plan)
     else:
         return conv(
