@@ -615,22 +615,27 @@ def _no_3d_pool(op: str, dtype: Any) -> str:
 
 
 def _pool(x: Any, plan: _Pool, pooling_type: str, padding: str) -> Any:
-    """``tf.nn.pool`` of a channels-last ``x``; dilated strided windows at stride 1, subsampled.
+    """TF's pooling of a channels-last ``x``: ``tf.nn.max_pool``/``avg_pool``, or dilated.
 
-    ``tf.nn.pool`` (space-to-batch for dilations) rejects stride > 1 with dilation > 1; every
-    window is the same at stride 1, so the strided result is a subsample.
+    Dilated windows go through ``tf.nn.pool`` (space-to-batch), which rejects stride > 1
+    with dilation > 1 (and strides above the window): every window is the same at stride 1,
+    so the strided result is a subsample.
     """
-    stride = (1,) * plan.rank if plan.dilated else plan.stride
-    y = tf.nn.pool(
-        x,
-        list(plan.kernel),
-        pooling_type,
-        strides=list(stride),
-        padding=padding,
-        dilations=list(plan.dilation),
-        data_format=_CHANNELS_LAST[plan.rank],
+    if plan.dilated:
+        y = tf.nn.pool(
+            x,
+            list(plan.kernel),
+            pooling_type,
+            strides=[1] * plan.rank,
+            padding=padding,
+            dilations=list(plan.dilation),
+            data_format=_CHANNELS_LAST[plan.rank],
+        )
+        return _subsample(y, plan.stride)
+    f = tf.nn.max_pool if pooling_type == "MAX" else tf.nn.avg_pool
+    return f(
+        x, list(plan.kernel), list(plan.stride), padding, data_format=_CHANNELS_LAST[plan.rank]
     )
-    return _subsample(y, plan.stride) if plan.dilated else y
 
 
 def max_pool(
@@ -690,6 +695,27 @@ def avg_pool(
             scale = taps / counts.astype(np.float64)
         y = y * tf.constant(scale, dtype=y.dtype)
     return _from_channels_last(y, plan.channels_first)
+
+
+def _refuse_3d_pool_dtype(op: str, x: Any) -> None:
+    if x.dtype != tf.float32:
+        raise NotExpressible(_no_3d_pool(op, x.dtype), whole=True)
+
+
+def max_pool3d(x: Any, ksize: int | Sequence[int], **options: Any) -> Any:
+    """See refcnn.max_pool3d: :func:`max_pool`, written here only to refuse dtypes whole.
+
+    TF has float32 3-D pooling kernels only on the CPU, so every float64/float16 case of
+    this function is refused (``whole``); :func:`max_pool` refuses its 3-D ones one by one.
+    """
+    _refuse_3d_pool_dtype("max_pool3d", x)
+    return max_pool(x, ksize, **options)
+
+
+def avg_pool3d(x: Any, ksize: int | Sequence[int], **options: Any) -> Any:
+    """See refcnn.avg_pool3d: :func:`avg_pool`, written here only to refuse dtypes whole."""
+    _refuse_3d_pool_dtype("avg_pool3d", x)
+    return avg_pool(x, ksize, **options)
 
 
 def max_pool_with_argmax(
