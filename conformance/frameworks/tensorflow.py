@@ -1,24 +1,54 @@
 """TensorFlow adapter: refcnn's forward ops on TF tensors; the backwards derive from them.
 
-Same names, signatures and conventions as :mod:`refcnn` (NHWC data, HWIO filters,
-cross-correlation, TensorFlow argument names), which are TensorFlow's own; the output dtype is
-the input dtype (float16, float32 and float64 all run on the CPU). Only the framework-specific
-translation is documented here; see the refcnn function of the same name for the semantics,
-and :mod:`conformance.frameworks` for how every backward function is derived (one
-``tf.GradientTape`` over the forward below, with the caller's upstream gradient).
+Same names, signatures and conventions as :mod:`refcnn` (channels-last data by default,
+``(*K, C/groups, O)`` filters, cross-correlation, TensorFlow argument names), which are
+TensorFlow's own; the output dtype is the input dtype (float16, float32 and float64 all run on
+the CPU, except 3-D pooling: float32 only). Only the framework-specific translation is
+documented here; see the refcnn function of the same name for the semantics, and
+:mod:`conformance.frameworks` for how every backward function is derived (one
+``tf.GradientTape`` over the forward below, with the caller's upstream gradient). The 1-D/2-D/3-D
+functions (``conv2d``, ``max_pool1d``, ...) are the N-d forwards below; only ``max_pool3d`` and
+``avg_pool3d`` are written out, to refuse float64/float16 as a whole.
 
 Translation
 -----------
-- Padding: ``"VALID"``/``"SAME"`` are passed through (TensorFlow's SAME rule is refcnn's);
-  ``"SAME_LOWER"`` and explicit pads, resolved by :mod:`refcnn.padding`, become
-  ``tf.nn.conv2d``'s explicit ``[[0, 0], [t, b], [l, r], [0, 0]]``. Pooling with those pads
-  applies ``tf.pad`` (``-inf`` for max, zeros for average) then a VALID pool (TF's native
-  explicit MaxPool rejects a pad >= the window and AvgPool has none).
-- ``avg_pool2d``: TF's own SAME already excludes pads from the divisor
-  (``count_include_pad=False``); every other padded case is a VALID ``tf.nn.avg_pool2d`` of
-  the zero-padded input (divisor ``kh * kw``, i.e. ``count_include_pad=True``), rescaled for
-  ``count_include_pad=False`` by ``kh * kw / count`` with ``count`` the number of real elements
-  per window (a constant; NaN for a window lying wholly in explicit padding).
+- Layout: channels-first input (``data_format="NCW"/"NCHW"/"NCDHW"``) is transposed to
+  channels-last inside the graph (TF's CPU conv and pooling kernels are channels-last only)
+  and the result back; filters are TF's own layout. Every TF call names its channels-last
+  ``data_format`` (see Findings for why Conv3D needs it).
+- Pads always come from :mod:`refcnn.padding`. ``"VALID"``/``"SAME"`` are passed through
+  (TensorFlow's SAME rule is refcnn's); ``"SAME_LOWER"`` and explicit pads are a ``tf.pad``
+  (zeros for conv and average, ``-inf`` for max) then a VALID op.
+- ``conv``: ``tf.nn.conv1d``/``conv2d`` (native strides, dilations and groups: TF runs a grouped
+  conv when the input has ``groups`` times the filter's in-channels, output channel ``o`` in
+  group ``o // (O/groups)`` as in refcnn) and ``tf.nn.convolution`` (3-D). Dilated 3-D convs
+  (CPU Conv3D takes none) and float32 strided convs with C = 1 (Findings) run as
+  ``tf.pad`` + stride-1 VALID ``tf.nn.convolution`` (space-to-batch for dilations) +
+  ``y[:, ::s1, ::s2, ...]``: each kept output is the same sum.
+- ``conv_transpose``: ``tf.nn.conv_transpose`` with an explicit VALID ``output_shape``. TF gives
+  any length in ``[L, L + s)`` of the full transposed output (``L = (in - 1)*s + K``; zeros past
+  ``L``); refcnn's output is ``full[before : before + n]`` (``n`` from ``output_shape`` or ONNX's
+  rule via ``transpose_geometry``, ``before`` the forward conv's leading pad), so the adapter
+  asks for the smallest such length holding it, zero-pads a tail beyond ``L + s - 1`` and
+  slices (exact: no arithmetic). ``groups > 1``: one ``tf.nn.conv_transpose`` per group (input
+  channels and filter columns ``j*C_in/groups ...``) concatenated; no sum crosses a group.
+- Pooling: ``tf.nn.max_pool``/``tf.nn.avg_pool`` (N-d); dilated windows through ``tf.nn.pool``
+  (space-to-batch) at stride 1, subsampled, since it rejects stride > 1 with dilation > 1.
+  ``ceil_mode`` (TF has none): the last, partial window is made whole by growing the end pad by
+  refcnn's ``overhang`` (``-inf`` for max, zeros for average), exact. Average pooling: TF's SAME
+  already excludes pads from the divisor (``count_include_pad=False``); every other padded case
+  is a VALID average of the zero-padded input (divisor ``prod(K)``), rescaled by
+  ``prod(K) / count`` where refcnn's divisor ``count`` (real elements, or taps inside the
+  padded input for ``count_include_pad=True``, dilation-aware) differs.
+- ``max_pool_with_argmax``: ``tf.nn.max_pool_with_argmax`` (``include_batch_in_index=False``;
+  1-D as a height-1 2-D pool). TF's index ``(h*Wp + w)*C + c`` (in the ``-inf``-padded input
+  it saw, ``Wp`` its padded width; TF's own SAME pads are not in it) becomes refcnn's ``h*W + w``
+  in the unpadded input by integer arithmetic.
+- Global pools: ``global_max_pool`` reshapes ``(N, *S, C)`` to ``(N, prod(S), C)`` (row-major:
+  the first maximum stays first) and takes one ``tf.nn.max_pool1d`` window over it, because
+  ``tf.reduce_max``'s gradient splits ties (Findings); ``global_avg_pool`` is
+  ``tf.math.reduce_mean`` over the spatial axes (Keras' GlobalAveragePooling). ``keepdims=False``
+  reshapes to ``(N, C)``.
 - Gradients: derived (:mod:`conformance.frameworks`) by ``tf.GradientTape`` over the
   forwards below; bias gradients go through ``tf.nn.bias_add`` (``BiasAddGrad``). Two
   documented quirks are overridden:
@@ -27,12 +57,13 @@ Translation
     as Softmax's gradient (``(g - sum(g * p, axis)) * p``, computed from the softmax
     output): TF has no kernel for it, and going through ``z = log p`` would perturb p by
     ``eps |log p|`` before TF runs at all (``softmax_jacobian`` is built from it row by row);
-  * dilated conv gradients: the CPU ``Conv2DBackpropInput``/``Filter`` kernels reject
-    dilations > 1, so the gradients differentiate ``tf.nn.convolution`` (TF's
-    space-to-batch dilated conv), which accepts only stride 1 with dilations > 1: the input
-    is padded explicitly (``tf.pad``), convolved at stride 1 with VALID padding, and the
-    output subsampled by the strides (``y[:, ::sh, ::sw]``), the same sums as the strided
-    conv. The forward ``conv2d`` uses ``tf.nn.conv2d``'s native dilation.
+  * conv gradients (``GRADIENT_FORWARDS["conv"]``): the CPU ``Conv2DBackpropInput``/``Filter``
+    kernels reject dilations > 1, so dilated convs are differentiated through the stride-1
+    ``tf.nn.convolution`` route above (the same sums); the CPU gradients of a grouped conv are
+    float32 only, so depthwise convs (``groups == C``, 1-D/2-D) are differentiated through
+    ``tf.nn.depthwise_conv2d`` at stride 1, subsampled (the ``(*K, 1, C*M)`` filter reshaped to
+    ``(*K, C, M)``: output ``c*M + m``, refcnn's group order; 1-D with a height-1 axis). The
+    forward ``conv`` uses the native ops.
 - ``softmax_cross_entropy``: composed from ``tf.nn.log_softmax``, ``tf.gather`` and reductions,
   reproducing ``torch.nn.functional.cross_entropy`` term by term (class weights, ignore_index,
   label smoothing ``(1 - s) * nll + s / K * smooth`` with the weighted mean's denominator
@@ -44,27 +75,60 @@ Translation
 - Device: GPUs are hidden unless ``--device cuda``; TensorFloat-32 is off unless
   ``--allow-tf32``.
 
-Findings (TensorFlow 2.21, CPU; float32/float16 convs and max pools run oneDNN, float64 Eigen)
----------------------------------------------------------------------------------------------
-- Max-pool gradient ties (``MaxPoolGrad``): exactly one element per window, the first maximum
-  in row-major window order, as in refcnn (``MAX_POOL_TIE_RULE = "first"``; checked on
-  all-ones and random small-integer inputs, float16/32/64, overlapping windows).
-- NaN in max pool: the forward ignores NaN (a window's output is the max of its other
-  elements) but the gradient goes to the window's *first* element when that is NaN (else NaN
-  is skipped). An all ``-inf`` window outputs the lowest finite value, not ``-inf``.
-- ``xlogy`` backward w.r.t. ``p`` is ``xdivy(y, p)``: 0 at ``y == p == 0`` (torch: NaN).
-- Crashes and garbage with empty outputs (probed in subprocesses), all raised as
-  :class:`~conformance.frameworks.NotExpressible` before any TF kernel runs:
+Not expressible (each raised as :class:`~conformance.frameworks.NotExpressible`, checked)
+-----------------------------------------------------------------------------------------
+- 3-D pooling in float64/float16: TF 2.21's CPU ``MaxPool3D``/``AvgPool3D`` are float32 only
+  ("Value for attr 'T' of double is not in the list of allowed values", "Could not find
+  device for node MaxPool3D[T=DT_HALF]"): ``max_pool3d``/``avg_pool3d`` refuse those dtypes as
+  a whole, ``max_pool``/``avg_pool`` their 3-D cases one by one.
+- Grouped 3-D convs: CPU Conv3D has no grouped form ("Number of channels in filter (2) must
+  match last dimension of input (4)"; oneDNN: "input and filter must have the same depth").
+- Gradients of grouped convs with ``1 < groups < C`` in float64/float16 (``vjp`` passes TF's
+  refusal on: "Gradients for grouped convolutions are not supported on CPU").
+- Dilated ``conv_transpose``: "Current CPU implementations do not yet support dilation rates
+  larger than 1" (Conv2DBackpropInput, Conv3DBackpropInputV2).
+- ``max_pool_with_argmax`` in 3-D (the op takes 4-D NHWC input only) or with dilations (it has
+  none).
+- Empty results and axes (crashes and garbage, probed in subprocesses), all raised before any
+  TF kernel runs:
 
-  * conv with an empty output ``(N, out_h, out_w, O)``: the float64 input and filter gradients
+  * conv with an empty output ``(N, *out, O)``: the float64 input and filter gradients
     *segfault* when the empty spatial axis has stride > 1 (e.g. x (2, 5, 2, 1), w (4, 3, 1, 1),
     VALID, stride 2) and the filter gradient is uninitialized memory otherwise; oneDNN
     (float32/float16) returns an uninitialized tensor of the *input's* shape for the forward
     (also for N == 0), aborts in the gradients and rejects O == 0. ``C == 0`` is rejected.
-  * pooling with an empty ``out_h``/``out_w``: oneDNN MaxPool (float32/float16) dies of SIGFPE
-    or aborts, float64 MaxPoolGrad returns uninitialized memory, and TF rejects VALID windows
+    ``conv_transpose`` with any empty axis is refused likewise.
+  * pooling with an empty output axis: oneDNN MaxPool (float32/float16) dies of SIGFPE or
+    aborts, float64 MaxPoolGrad returns uninitialized memory, and TF rejects VALID windows
     overhanging the input by more than the stride; ``C == 0``: AvgPoolGrad (float32) fails.
     Batch ``N == 0`` pools fine and is run.
+
+Findings (TensorFlow 2.21, CPU; float32 convs and max pools run oneDNN, float64/float16 Eigen)
+---------------------------------------------------------------------------------------------
+- float32 ``conv2d``/``conv3d`` (oneDNN) with C = 1 and a stride > 1 return wrong values, some
+  of them uninitialized memory: x = arange(60).reshape(2, 6, 5, 1), w = ones(4, 4, 1, 1),
+  strides (1, 2), VALID gives [144, 304, -6.5e18, 624, 784, -6.5e18] for [144, 224, 304, 624,
+  704, 784]; the 3-D case x = arange(30).reshape(2, 1, 5, 3, 1), w = ones(1, 4, 3, 1, 1),
+  strides (1, 1, 2) gives [66, 65, 246, 170] for [66, 102, 246, 282] (the values torch 2.13's
+  oneDNN conv3d gives). float64, float16, stride 1, C > 1 and ``TF_ENABLE_ONEDNN_OPTS=0`` are
+  right; the adapter runs such convs at stride 1 and subsamples (test_framework_bugs.py,
+  pinned in test_pinned.py).
+- ``tf.nn.convolution`` of 3-D input with ``data_format=None``: the eager gradient fails with
+  ``AttributeError: 'NoneType' object has no attribute 'decode'`` (``_Conv3DGrad`` reads the
+  missing attribute); the adapter always names the format.
+- ``tf.reduce_max``'s gradient splits a tie evenly ([1, 3, 3, 2] -> [0, 0.5, 0.5, 0]) where
+  refcnn, TF's max pooling and torch send it all to the first maximum: ``global_max_pool`` is
+  a max pool (test in test_framework_bugs.py). Keras' ``GlobalMaxPooling*D`` use
+  ``reduce_max``, so a Keras model's global max pool gradients split ties.
+- Max-pool gradient ties (``MaxPoolGrad``): exactly one element per window, the first maximum
+  in row-major window order, as in refcnn (``MAX_POOL_TIE_RULE = "first"``; checked on
+  all-ones and random small-integer inputs, float16/32/64, overlapping windows);
+  ``tf.nn.max_pool_with_argmax``'s index is the first maximum too.
+- NaN in max pool: the forward ignores NaN (a window's output is the max of its other
+  elements) but the gradient goes to the window's *first* element when that is NaN (else NaN
+  is skipped). An all ``-inf`` window outputs the lowest finite value, not ``-inf``. The suite
+  draws neither.
+- ``xlogy`` backward w.r.t. ``p`` is ``xdivy(y, p)``: 0 at ``y == p == 0`` (torch: NaN).
 """
 
 from __future__ import annotations
@@ -93,6 +157,12 @@ DEVICES = ("cpu", "cuda")
 LIMITS = {
     "empty outputs": "TF 2.21's CPU conv and pooling kernels crash or return uninitialized "
     "memory on empty outputs; such cases are refused before any kernel runs",
+    "3-D pooling": "CPU MaxPool3D/AvgPool3D are float32 only (float64/float16 refused)",
+    "grouped convs": (
+        "CPU Conv3D has no groups; grouped-conv gradients (1 < groups < C) are float32 only"
+    ),
+    "dilated conv_transpose": "CPU Conv2D/3D BackpropInput reject dilations > 1",
+    "max_pool_with_argmax": "tf.nn.max_pool_with_argmax is 2-D (NHWC) only, without dilations",
 }
 
 #: Which element of a max-pool window receives the gradient when several equal the maximum.
