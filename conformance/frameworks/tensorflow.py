@@ -390,7 +390,7 @@ def _dilated_stride_1(x: Any, w: Any, plan: _Conv) -> Any:
 
 
 def _onednn_single_channel_strided(x: Any, plan: _Conv) -> bool:
-    """True for the convs TF 2.21's float32 oneDNN kernels get wrong: C = 1, 2-D/3-D, strided.
+    """Say whether TF 2.21's float32 oneDNN conv gets this wrong: C = 1, 2-D/3-D, strided.
 
     They return wrong values, some of them uninitialized memory (Findings); at stride 1
     they are right, so such convs run at stride 1 and are subsampled (the same sums).
@@ -471,7 +471,7 @@ def _conv_for_gradients(
     groups: int = 1,
     data_format: str | None = None,
 ) -> Any:
-    """The conv that is differentiated: depthwise by ``tf.nn.depthwise_conv2d``, dilated at stride 1.
+    """Compute conv as differentiated: depthwise convs and dilations at stride 1.
 
     See the module docstring (Translation, Gradients).
     """
