@@ -109,8 +109,9 @@ Findings (TensorFlow 2.21, CPU; float32 convs and max pools run oneDNN, float64/
   of them uninitialized memory: x = arange(60).reshape(2, 6, 5, 1), w = ones(4, 4, 1, 1),
   strides (1, 2), VALID gives [144, 304, g, 624, 784, g'] for [144, 224, 304, 624, 704, 784],
   ``g`` uninitialized memory that changes between runs (-6.5e18, -215.9); the 3-D case
-  x = arange(30).reshape(2, 1, 5, 3, 1), w = ones(1, 4, 3, 1, 1), strides (1, 1, 2) gives [66, 65, 246, 170] for [66, 102, 246, 282] (the values torch 2.13's
-  oneDNN conv3d gives). float64, float16, stride 1, C > 1 and ``TF_ENABLE_ONEDNN_OPTS=0`` are
+  x = arange(30).reshape(2, 1, 5, 3, 1), w = ones(1, 4, 3, 1, 1), strides (1, 1, 2) gives
+  [66, 65, 246, 170] for [66, 102, 246, 282] (the values torch 2.13's oneDNN conv3d gives,
+  deterministically). float64, float16, stride 1, C > 1 and ``TF_ENABLE_ONEDNN_OPTS=0`` are
   right; the adapter runs such convs at stride 1 and subsamples (test_framework_bugs.py,
   pinned in test_pinned.py).
 - ``tf.nn.convolution`` of 3-D input with ``data_format=None``: the eager gradient fails with
