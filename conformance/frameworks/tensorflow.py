@@ -300,7 +300,8 @@ def _subsample(y: Any, strides: Sequence[int]) -> Any:
     """``y[:, ::s1, ::s2, ..., :]`` of a channels-last ``y``."""
     if all(s == 1 for s in strides):
         return y
-    return y[(slice(None), *(slice(None, None, s) for s in strides), slice(None))]
+    keys = (slice(None), *(slice(None, None, s) for s in strides), slice(None))
+    return y[keys]
 
 
 def _with_bias(y: Any, b: Any) -> Any:
@@ -600,7 +601,8 @@ def conv_transpose(
     y = ys[0] if len(ys) == 1 else tf.concat(ys, axis=-1)
     y = _pad(y, [(0, t) for t in tails])
     index = tuple(slice(befores[a], befores[a] + sizes[a]) for a in range(rank))
-    y = y[(slice(None), *index, slice(None))]
+    keys = (slice(None), *index, slice(None))
+    y = y[keys]
     return _from_channels_last(_with_bias(y, b), channels_first)
 
 
