@@ -268,3 +268,24 @@ def test_tensorflow_conv3d_gradient_needs_a_data_format() -> None:
         else:
             with pytest.raises(AttributeError, match="decode"):
                 tape.gradient(y, x)
+
+
+def test_tensorflow_max_pool3d_gradient_goes_to_every_tied_maximum() -> None:
+    # TF 2.21's MaxPool3DGrad (oneDNN or not) gives each tied maximum of a window the whole
+    # window gradient: ones(4) with windows of 2 and dy [1, 2, 3] gives [1, 3, 5, 3] (the
+    # gradient's sum grows from 6 to 12); MaxPoolGrad (2-D) and refcnn give [1, 2, 3, 0]. The
+    # adapter differentiates 3-D max pools as two 2-D ones.
+    tf = pytest.importorskip("tensorflow")
+    x = np.ones((1, 1, 4, 1, 1), dtype=np.float32)
+    dy = np.array([1.0, 2.0, 3.0], dtype=np.float32).reshape(1, 1, 3, 1, 1)
+    t = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(t)
+        y = tf.nn.max_pool3d(t, [1, 2, 1], [1, 1, 1], "VALID")
+    raw = tape.gradient(y, t, output_gradients=tf.constant(dy)).numpy()
+    np.testing.assert_array_equal(raw.ravel(), [1.0, 3.0, 5.0, 3.0])  # the finding
+    expected = refcnn.max_pool_backward(dy, x, (1, 2, 1), strides=1)
+    np.testing.assert_array_equal(expected.ravel(), [1.0, 2.0, 3.0, 0.0])
+    np.testing.assert_array_equal(
+        adapter("tensorflow").max_pool_backward(dy, x, (1, 2, 1), strides=1), expected
+    )

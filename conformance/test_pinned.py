@@ -64,6 +64,19 @@ PINNED: dict[str, Case] = {
         data_format=None,
         keepdims=True,
     ),
+    "tensorflow_max_pool3d_gradient_to_every_tie": _case(
+        "max_pool_backward",
+        "TF 2.21's MaxPool3DGrad gave every tied maximum the window's gradient ([1, 3, 5, 3] "
+        "for [1, 2, 3, 0]); the adapter differentiates two 2-D max pools",
+        dy=np.array([1.0, 2.0, 3.0]).reshape(1, 1, 3, 1, 1),
+        x=np.ones((1, 1, 4, 1, 1)),
+        ksize=(1, 2, 1),
+        strides=1,
+        padding="VALID",
+        dilations=1,
+        ceil_mode=False,
+        data_format=None,
+    ),
     "float16_partial_sums_past_65504": _case(
         "conv2d",
         "float16 sums of 200 * 200 pass 65504 on the way (TF's float16 filter gradient gave "

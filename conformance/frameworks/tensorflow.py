@@ -50,13 +50,15 @@ Translation
   ``tf.math.reduce_mean`` over the spatial axes (Keras' GlobalAveragePooling). ``keepdims=False``
   reshapes to ``(N, C)``.
 - Gradients: derived (:mod:`conformance.frameworks`) by ``tf.GradientTape`` over the
-  forwards below; bias gradients go through ``tf.nn.bias_add`` (``BiasAddGrad``). Two
-  documented quirks are overridden:
+  forwards below; bias gradients go through ``tf.nn.bias_add`` (``BiasAddGrad``). Three
+  documented quirks are handled:
 
   * ``softmax_backward`` evaluates, with TF ops on the given p, the expression TF registers
     as Softmax's gradient (``(g - sum(g * p, axis)) * p``, computed from the softmax
     output): TF has no kernel for it, and going through ``z = log p`` would perturb p by
     ``eps |log p|`` before TF runs at all (``softmax_jacobian`` is built from it row by row);
+  * 3-D max-pool gradients (``GRADIENT_FORWARDS["max_pool"]``): through two 2-D max pools,
+    for MaxPool3DGrad's tie handling (Findings);
   * conv gradients (``GRADIENT_FORWARDS["conv"]``): the CPU ``Conv2DBackpropInput``/``Filter``
     kernels reject dilations > 1, so dilated convs are differentiated through the stride-1
     ``tf.nn.convolution`` route above (the same sums); the CPU gradients of a grouped conv are
@@ -121,6 +123,13 @@ Findings (TensorFlow 2.21, CPU; float32 convs and max pools run oneDNN, float64/
   refcnn, TF's max pooling and torch send it all to the first maximum: ``global_max_pool`` is
   a max pool (test in test_framework_bugs.py). Keras' ``GlobalMaxPooling*D`` use
   ``reduce_max``, so a Keras model's global max pool gradients split ties.
+- ``MaxPool3DGrad`` (float32, oneDNN or Eigen) gives *every* tied maximum of a window the
+  window's whole gradient: ones(4) along one axis, windows of 2, dy [1, 2, 3] gives
+  [1, 3, 5, 3] (refcnn, MaxPoolGrad: [1, 2, 3, 0]), so the gradient's sum grows. 3-D max pools
+  are differentiated (``GRADIENT_FORWARDS["max_pool"]``) as a 2-D max pool over ``(h, w)`` of
+  ``(N*D, H, W, C)`` then one with a ``(kd, 1)`` window over ``(N, D, oh*ow, C)``: the same
+  maxima, and each MaxPoolGrad's first maximum makes the gradient reach the first in
+  ``(d, h, w)`` order, refcnn's (test in test_framework_bugs.py, pinned).
 - Max-pool gradient ties (``MaxPoolGrad``): exactly one element per window, the first maximum
   in row-major window order, as in refcnn (``MAX_POOL_TIE_RULE = "first"``; checked on
   all-ones and random small-integer inputs, float16/32/64, overlapping windows);
@@ -497,7 +506,7 @@ def _conv_for_gradients(
     return _from_channels_last(_with_bias(y, b), plan.channels_first)
 
 
-GRADIENT_FORWARDS = {
+GRADIENT_FORWARDS: dict[str, tuple[Callable[..., Any], str]] = {
     "conv": (
         _conv_for_gradients,
         "TF 2.21's CPU Conv2DBackpropInput/Filter kernels reject dilations > 1 and "
@@ -731,6 +740,65 @@ def max_pool(
     return _from_channels_last(y, plan.channels_first)
 
 
+def _max_pool_2d(
+    x: Any, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
+) -> Any:
+    """Max-pool a channels-last ``x`` in 2-D, VALID (dilated: ``tf.nn.pool`` at stride 1)."""
+    if any(d != 1 for d in dilation):
+        y = tf.nn.pool(x, list(kernel), "MAX", [1, 1], "VALID", dilations=list(dilation))
+        return _subsample(y, stride)
+    return tf.nn.max_pool2d(x, list(kernel), list(stride), "VALID")
+
+
+def _max_pool_for_gradients(
+    x: Any,
+    ksize: int | Sequence[int],
+    *,
+    strides: int | Sequence[int] | None = None,
+    padding: Any = "VALID",
+    dilations: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+    data_format: str | None = None,
+) -> Any:
+    """Compute max_pool as differentiated: 3-D windows as two 2-D max pools.
+
+    TF's MaxPool3DGrad gives every tied maximum the window's whole gradient (Findings).
+    A 3-D window is the product of its depth and its (height, width) windows, so the max
+    over (h, w) per depth slice (MaxPool2D on ``(N*D, H, W, C)``), then over depth
+    (MaxPool2D on ``(N, D, oh*ow, C)`` with a ``(kd, 1)`` window), is the same maximum; each
+    MaxPoolGrad routes to its first maximum, so the gradient reaches the first in (d, h, w)
+    order: refcnn's row-major first maximum. Pads are ``-inf`` ``tf.pad``.
+    """
+    op = "max_pool"
+    plan = _pool_plan(op, x, ksize, strides, padding, dilations, ceil_mode, data_format)
+    if plan.rank != 3:
+        return max_pool(
+            x,
+            ksize,
+            strides=strides,
+            padding=padding,
+            dilations=dilations,
+            ceil_mode=ceil_mode,
+            data_format=data_format,
+        )
+    xl = _pad(_to_channels_last(x, plan.channels_first), plan.pads, -np.inf)
+    n, d, h, w, c = _shape(xl)
+    (kd, kh, kw), (sd, sh, sw), (dd, dh, dw) = plan.kernel, plan.stride, plan.dilation
+    plane = _max_pool_2d(tf.reshape(xl, (n * d, h, w, c)), (kh, kw), (sh, sw), (dh, dw))
+    oh, ow = int(plane.shape[1]), int(plane.shape[2])
+    depth = _max_pool_2d(tf.reshape(plane, (n, d, oh * ow, c)), (kd, 1), (sd, 1), (dd, 1))
+    y = tf.reshape(depth, (n, int(depth.shape[1]), oh, ow, c))
+    return _from_channels_last(y, plan.channels_first)
+
+
+GRADIENT_FORWARDS["max_pool"] = (
+    _max_pool_for_gradients,
+    "TF 2.21's MaxPool3DGrad gives every tied maximum of a window the window's gradient "
+    "(refcnn: the first maximum only): 3-D max pools are differentiated as a 2-D max pool "
+    "over (h, w) then one over depth, the same maxima, each MaxPoolGrad routing to its first",
+)
+
+
 def _tap_counts(plan: _Pool, *, include_pad: bool) -> Array:
     """Per window, the taps inside the input (or the padded input), shape ``(*out, 1)``."""
     counts = np.ones((), dtype=np.int64)
@@ -809,6 +877,12 @@ def max_pool_with_argmax(
         raise NotExpressible(msg)
     if plan.dilated:
         msg = f"tensorflow {op}: dilations {plan.dilation}: tf.nn.max_pool_with_argmax has none"
+        raise NotExpressible(msg)
+    if int(x.shape[0]) == 0:
+        msg = (
+            f"tensorflow {op}: N = 0: TF 2.21's MaxPoolWithArgmax rejects an empty batch "
+            "('tensor_in must not be empty')"
+        )
         raise NotExpressible(msg)
     xl = _to_channels_last(x, plan.channels_first)
     channels = int(xl.shape[-1])
