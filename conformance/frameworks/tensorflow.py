@@ -32,6 +32,11 @@ Translation
   asks for the smallest such length holding it, zero-pads a tail beyond ``L + s - 1`` and
   slices (exact: no arithmetic). ``groups > 1``: one ``tf.nn.conv_transpose`` per group (input
   channels and filter columns ``j*C_in/groups ...``) concatenated; no sum crosses a group.
+  Dilated: the CPU kernels behind ``tf.nn.conv_transpose`` reject dilations > 1 ("Current CPU
+  implementations do not yet support dilation rates larger than 1"), so the full output
+  ``L = (in - 1)*s + (K - 1)*d + 1`` is TF's input gradient (``tf.GradientTape``,
+  ``output_gradients=x``) of the dilated conv route below (stride-1 ``tf.nn.convolution``,
+  subsampled) on a zero input of length ``L``: the adjoint, as ``conv_transpose`` is.
 - Pooling: ``tf.nn.max_pool``/``tf.nn.avg_pool`` (N-d); dilated windows through ``tf.nn.pool``
   (space-to-batch) at stride 1, subsampled, since it rejects stride > 1 with dilation > 1.
   ``ceil_mode`` (TF has none): the last, partial window is made whole by growing the end pad by
@@ -87,8 +92,6 @@ Not expressible (each raised as :class:`~conformance.frameworks.NotExpressible`,
   match last dimension of input (4)"; oneDNN: "input and filter must have the same depth").
 - Gradients of grouped convs with ``1 < groups < C`` in float64/float16 (``vjp`` passes TF's
   refusal on: "Gradients for grouped convolutions are not supported on CPU").
-- Dilated ``conv_transpose``: "Current CPU implementations do not yet support dilation rates
-  larger than 1" (Conv2DBackpropInput, Conv3DBackpropInputV2).
 - ``max_pool_with_argmax`` in 3-D (the op takes 4-D NHWC input only) or with dilations (it has
   none).
 - Empty results and axes (crashes and garbage, probed in subprocesses), all raised before any
@@ -171,7 +174,6 @@ LIMITS = {
     "grouped convs": (
         "CPU Conv3D has no groups; grouped-conv gradients (1 < groups < C) are float32 only"
     ),
-    "dilated conv_transpose": "CPU Conv2D/3D BackpropInput reject dilations > 1",
     "max_pool_with_argmax": "tf.nn.max_pool_with_argmax is 2-D (NHWC) only, without dilations",
 }
 
@@ -522,6 +524,27 @@ GRADIENT_FORWARDS: dict[str, tuple[Callable[..., Any], str]] = {
 # -- conv_transpose -----------------------------------------------------------------------------
 
 
+def _dilated_transpose(
+    x: Any, w: Any, shape: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
+) -> Any:
+    """Dilated VALID transposed conv of a channels-last ``x`` to the full ``shape``.
+
+    TF 2.21's CPU Conv2DBackpropInput/Conv3DBackpropInputV2 (``tf.nn.conv_transpose``) reject
+    dilations > 1 ("Current CPU implementations do not yet support dilation rates larger
+    than 1"); the transposed conv is the input gradient of the forward conv, so it is TF's
+    gradient (``tf.GradientTape``, ``output_gradients=x``) of the stride-1 dilated VALID
+    ``tf.nn.convolution`` of a zero input of ``shape``, subsampled: the conv gradients' route.
+    """
+    rank = len(shape) - 2
+    geometry = Windows(_shape(x)[1:-1], ((0, 0),) * rank, (0,) * rank)
+    plan = _Conv(rank, False, tuple(stride), tuple(dilation), geometry, "VALID")
+    z = tf.zeros(shape, dtype=x.dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        y = _dilated_stride_1(z, w, plan)
+    return tape.gradient(y, z, output_gradients=x)
+
+
 def conv_transpose(
     x: Any,
     w: Any,
@@ -545,13 +568,6 @@ def conv_transpose(
     in_sizes = _spatial_sizes(x, channels_first)
     mode = normalize_padding("conv_transpose", padding, rank)
     op = f"tensorflow conv{rank}d_transpose"
-    if any(d != 1 for d in dilation):
-        msg = (
-            f"{op}: dilations {dilation}: TF 2.21's CPU Conv{rank if rank == 3 else 2}D"
-            "BackpropInput rejects them ('Current CPU implementations do not yet support "
-            "dilation rates larger than 1')"
-        )
-        raise NotExpressible(msg)
     if output_shape is None:
         sizes, befores = zip(
             *(
@@ -585,10 +601,13 @@ def conv_transpose(
     # conv_transpose gives any length in [L, L + s) (the tail past L is zeros), refcnn's
     # output is full[before : before + n]: the smallest such window holding it, then a slice;
     # past L + s - 1 the tail is zero pads (exact: nothing is computed there).
-    fulls = [(in_sizes[a] - 1) * stride[a] + kernel[a] for a in range(rank)]
+    dilated = any(d != 1 for d in dilation)
+    fulls = [(in_sizes[a] - 1) * stride[a] + (kernel[a] - 1) * dilation[a] + 1 for a in range(rank)]
     asked = [
         min(max(fulls[a], befores[a] + sizes[a]), fulls[a] + stride[a] - 1) for a in range(rank)
     ]
+    if dilated:
+        asked = fulls
     tails = [max(befores[a] + sizes[a] - asked[a], 0) for a in range(rank)]
     xl = _to_channels_last(x, channels_first)
     n = int(xl.shape[0])
@@ -596,17 +615,24 @@ def conv_transpose(
     filters = tf.split(w, groups, axis=-1) if groups > 1 else [w]
     # Groups: input channels j*Og.. and filter columns j*Og.. make output channels j*Cg..;
     # each group is its own transposed conv, concatenated (no arithmetic across groups).
-    ys = [
-        tf.nn.conv_transpose(
-            part,
-            f,
-            [n, *asked, int(w.shape[-2])],
-            strides=list(stride),
-            padding="VALID",
-            data_format=_CHANNELS_LAST[rank],
-        )
-        for part, f in zip(parts, filters, strict=True)
-    ]
+    shape = [n, *asked, int(w.shape[-2])]
+    if dilated:
+        ys = [
+            _dilated_transpose(part, f, shape, stride, dilation)
+            for part, f in zip(parts, filters, strict=True)
+        ]
+    else:
+        ys = [
+            tf.nn.conv_transpose(
+                part,
+                f,
+                shape,
+                strides=list(stride),
+                padding="VALID",
+                data_format=_CHANNELS_LAST[rank],
+            )
+            for part, f in zip(parts, filters, strict=True)
+        ]
     y = ys[0] if len(ys) == 1 else tf.concat(ys, axis=-1)
     y = _pad(y, [(0, t) for t in tails])
     index = tuple(slice(befores[a], befores[a] + sizes[a]) for a in range(rank))
