@@ -615,10 +615,10 @@ def conv_transpose(
     filters = tf.split(w, groups, axis=-1) if groups > 1 else [w]
     # Groups: input channels j*Og.. and filter columns j*Og.. make output channels j*Cg..;
     # each group is its own transposed conv, concatenated (no arithmetic across groups).
-    shape = [n, *asked, int(w.shape[-2])]
+    full_shape = [n, *asked, int(w.shape[-2])]
     if dilated:
         ys = [
-            _dilated_transpose(part, f, shape, stride, dilation)
+            _dilated_transpose(part, f, full_shape, stride, dilation)
             for part, f in zip(parts, filters, strict=True)
         ]
     else:
@@ -626,7 +626,7 @@ def conv_transpose(
             tf.nn.conv_transpose(
                 part,
                 f,
-                shape,
+                full_shape,
                 strides=list(stride),
                 padding="VALID",
                 data_format=_CHANNELS_LAST[rank],
