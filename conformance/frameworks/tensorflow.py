@@ -701,6 +701,9 @@ def _pool_plan(
             "C = 0 (not run)"
         )
         raise NotExpressible(msg)
+    if rank == 3 and op == "max_pool_with_argmax":
+        msg = f"tensorflow {op}: 3-D: tf.nn.max_pool_with_argmax takes 4-D (NHWC) input only"
+        raise NotExpressible(msg)
     if rank == 3 and x.dtype != tf.float32:
         raise NotExpressible(_no_3d_pool(op, x.dtype))
     native = None
@@ -898,9 +901,6 @@ def max_pool_with_argmax(
     """See refcnn.max_pool_with_argmax (``tf.nn.max_pool_with_argmax``, index converted)."""
     op = "max_pool_with_argmax"
     plan = _pool_plan(op, x, ksize, strides, padding, dilations, ceil_mode, data_format)
-    if plan.rank == 3:
-        msg = f"tensorflow {op}: 3-D: tf.nn.max_pool_with_argmax takes 4-D (NHWC) input only"
-        raise NotExpressible(msg)
     if plan.dilated:
         msg = f"tensorflow {op}: dilations {plan.dilation}: tf.nn.max_pool_with_argmax has none"
         raise NotExpressible(msg)
