@@ -44,6 +44,39 @@ PINNED: dict[str, Case] = {
         padding="VALID",
         dilations=1,
     ),
+    "tensorflow_float32_conv2d_single_channel_strided": _case(
+        "conv2d",
+        "TF 2.21 float32 CPU conv2d (oneDNN) with C = 1 and strides (1, 2) gave [144, 304, "
+        "g, 624, 784, g'] (g uninitialized memory) for [144, 224, 304, 624, 704, 784]",
+        x=np.arange(60.0).reshape(2, 6, 5, 1),
+        w=np.ones((4, 4, 1, 1)),
+        b=None,
+        strides=(1, 2),
+        padding="VALID",
+        dilations=1,
+    ),
+    "tensorflow_reduce_max_gradient_splits_ties": _case(
+        "global_max_pool_backward",
+        "tf.reduce_max's gradient splits a tie 0.5/0.5 (refcnn: all to the first maximum); "
+        "the adapter's global max pool is a max pool",
+        dy=np.ones((1, 1, 1)),
+        x=np.array([1.0, 3.0, 3.0, 2.0]).reshape(1, 4, 1),
+        data_format=None,
+        keepdims=True,
+    ),
+    "tensorflow_max_pool3d_gradient_to_every_tie": _case(
+        "max_pool_backward",
+        "TF 2.21's MaxPool3DGrad gave every tied maximum the window's gradient ([1, 3, 5, 3] "
+        "for [1, 2, 3, 0]); the adapter differentiates two 2-D max pools",
+        dy=np.array([1.0, 2.0, 3.0]).reshape(1, 1, 3, 1, 1),
+        x=np.ones((1, 1, 4, 1, 1)),
+        ksize=(1, 2, 1),
+        strides=1,
+        padding="VALID",
+        dilations=1,
+        ceil_mode=False,
+        data_format=None,
+    ),
     "float16_partial_sums_past_65504": _case(
         "conv2d",
         "float16 sums of 200 * 200 pass 65504 on the way (TF's float16 filter gradient gave "
