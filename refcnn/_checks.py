@@ -60,6 +60,10 @@ MAX_ARRAY_BYTES = 2**40
 #: NumPy 2's limit on the number of array dimensions; a longer shape argument is a mistake.
 MAX_NDIM = 64
 
+#: Coordinates and geometry integers (strides, dilations, window sizes) must stay below
+#: this: index arithmetic is int64, and a product of two such values must not wrap.
+MAX_INDEX = 2**62
+
 #: How much of a bad value's ``repr`` a message quotes.
 _REPR_LIMIT = 80
 
@@ -325,7 +329,8 @@ def _items(op: str, name: str, value: Any, *, longest: int, expected: str) -> li
     whose ``list`` would fill the memory, and ``len(range(10**20))`` overflows.
     """
     is_array = isinstance(value, np.ndarray)
-    if isinstance(value, str) or (is_array and value.ndim == 0):
+    # bytes are a Sequence of ints (b"2" is (50,)), never a list of sizes someone meant.
+    if isinstance(value, str | bytes | bytearray) or (is_array and value.ndim == 0):
         return None
     if not (is_array or isinstance(value, Sequence)):
         return None
@@ -341,8 +346,12 @@ def _items(op: str, name: str, value: Any, *, longest: int, expected: str) -> li
 
 
 def as_tuple(op: str, name: str, value: Any, *, rank: int, minimum: int = 1) -> tuple[int, ...]:
-    """Normalize an int or ``rank`` ints (one per spatial axis), each ``>= minimum``."""
-    if type(value) is int and value >= minimum:  # the common case, without the ABC checks
+    """Normalize an int or ``rank`` ints (one per spatial axis), each ``>= minimum``.
+
+    Each entry is a geometry integer (a stride, a dilation, a window size), so it must also
+    stay below :data:`MAX_INDEX`, as coordinates do (:func:`check_int64_range`).
+    """
+    if type(value) is int and minimum <= value < MAX_INDEX:  # the common case, no ABC checks
         return (value,) * rank
     kind = "a pair (h, w)" if rank == 2 else f"a sequence of {rank} ints"
     items = _items(op, name, value, longest=rank, expected=f"an int or {kind}")
@@ -355,6 +364,12 @@ def as_tuple(op: str, name: str, value: Any, *, rank: int, minimum: int = 1) -> 
         numbers_ = (as_int(op, name, value),) * rank
     if min(numbers_, default=minimum) < minimum:
         msg = f"{op}: {name} must be >= {minimum} on each axis, got {describe(value)}"
+        raise ValueError(msg)
+    if max(numbers_, default=0) >= MAX_INDEX:
+        msg = (
+            f"{op}: {name} must be below 2**{MAX_INDEX.bit_length() - 1} on each axis (refcnn "
+            f"indexes in int64), got {describe(value)}"
+        )
         raise ValueError(msg)
     return numbers_
 
@@ -401,10 +416,10 @@ def check_int64_range(op: str, name: str, value: int) -> None:
 
     ``name`` is the argument (or arguments) that made it that large.
     """
-    if abs(value) >= 2**62:
+    if abs(value) >= MAX_INDEX:
         msg = (
             f"{op}: {name} give coordinates up to {describe(value)}, beyond the int64 range "
-            "refcnn indexes"
+            f"refcnn indexes (below 2**{MAX_INDEX.bit_length() - 1})"
         )
         raise ValueError(msg)
 
@@ -596,7 +611,13 @@ def as_spatial_array(
 
 
 def accumulation_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
-    """Return the dtype sums are carried in: float16 accumulates in float32, like the frameworks."""
+    """Return the dtype sums are carried in: float16 accumulates in float32, like the frameworks.
+
+    A non-native byte order (``'>f8'`` on a little-endian machine) is carried in the native
+    one: ufuncs refuse it as a ``dtype=`` argument, and :func:`cast_result` restores it.
+    """
+    if not dtype.isnative:
+        dtype = dtype.newbyteorder("=")
     if dtype == np.float16:
         return np.dtype(np.float32)
     return dtype

@@ -623,7 +623,8 @@ def _shape_corruptions(param: Param, example: Any) -> list[Corruption]:
 def _int_tuple_corruptions(param: Param, rank: int) -> list[Corruption]:
     n = max(rank, 1)
     out = _generic(param)
-    out += [_bad(v, f"not an int: {show(v)}") for v in NOT_INTS]
+    # [1] is one int per spatial axis where there is one axis (conv1d, max_pool1d): valid.
+    out += [_bad(v, f"not an int: {show(v)}") for v in NOT_INTS if n > 1 or not isinstance(v, list)]
     out += [
         _bad(0, "0"),
         _bad(-1, "-1"),
