@@ -56,7 +56,6 @@ from refcnn import _conv_routes as routes
 from refcnn._checks import (
     accumulation_dtype,
     as_array,
-    as_choice,
     as_index_tuple,
     as_int,
     as_tuple,
@@ -210,18 +209,18 @@ def _check_filter(
     filter_text = f"{label} {w_shape}, {_filter_layout(rank, min(groups, 2))}"
     shown = describe(groups)
     if min(kernel) < 1:
-        msg = f"{op}: {filter_name} must have kernel sizes >= 1 on each axis, got {filter_text}"
+        msg = f"{op}: filter spatial size must be >= 1, got {filter_text}"
         raise ValueError(msg)
     if channels % groups:
         msg = f"{op}: groups={shown} must divide the input channels C={channels} ({where})"
         raise ValueError(msg)
     if o % groups:
-        msg = f"{op}: groups={shown} must divide the output channels O={o} of {filter_text}"
+        msg = f"{op}: groups={shown} must divide the filter's output channels O={o} ({filter_text})"
         raise ValueError(msg)
     per_group = "" if groups == 1 else f" in groups={shown} ({channels // groups} per group)"
     msg = (
-        f"{op}: input channels C={channels} ({where}){per_group} must match the in-channels "
-        f"{cg} of {filter_text}"
+        f"{op}: input channels C={channels} ({where}){per_group} must match the filter's "
+        f"in-channels {cg} ({filter_text})"
     )
     raise ValueError(msg)
 
@@ -279,7 +278,7 @@ def _check_bias(
     require_same_dtype(op, x=like, b=b_arr)
     if b_arr.shape[0] != channels:
         msg = (
-            f"{op}: b must have shape ({channels},) (one per output channel: {counted}), "
+            f"{op}: b must have shape ({describe(channels)},) (one per output channel: {counted}), "
             f"got {b_arr.shape}"
         )
         raise ValueError(msg)
@@ -855,6 +854,14 @@ def _input_gradient(
 _METHODS = ("auto", "col2im", "polyphase", "rot180")
 
 
+def _check_method(op: str, method: Any) -> None:
+    # Only a str is compared (an array would compare elementwise), and nothing is hashed.
+    if not isinstance(method, str) or method not in _METHODS:
+        expected = "'auto', 'col2im', 'polyphase' or 'rot180'"
+        msg = f"{op}: method must be {expected}, got {describe(method)}"
+        raise ValueError(msg)
+
+
 def _backward_input(
     op: str,
     ranks: tuple[int, ...],
@@ -874,8 +881,7 @@ def _backward_input(
 
     (``x`` when :func:`conv_backward` passes ``x.shape``: messages name its own arguments.)
     """
-    # as_choice never hashes method (a list would escape as "unhashable type").
-    as_choice(op, "method", method, _METHODS)
+    _check_method(op, method)
     dy_arr = _data(op, "dy", dy, ranks, data_format)
     rank = dy_arr.ndim - 2
     channels_first = is_channels_first(op, data_format, rank)
@@ -1452,7 +1458,7 @@ def conv_transpose(
         layout=_filter_layout(rank, 2, "C_out/groups", "C_in"),
     )
     require_same_dtype(op, x=x_arr, w=w_arr)
-    as_choice(op, "method", method, _METHODS)
+    _check_method(op, method)
     group_count = as_int(op, "groups", groups, minimum=1)
     # The scalar arguments first: a bad one is named before the shapes it would derive.
     stride_tuple = as_tuple(op, "strides", strides, rank=rank)
@@ -1462,8 +1468,8 @@ def conv_transpose(
     layout = _Described("x", x_arr.shape, channels_first)
     if x_shape[-1] != w_arr.shape[-1]:
         msg = (
-            f"{op}: input channels C_in={x_shape[-1]} ({layout}) must equal the last axis "
-            f"{w_arr.shape[-1]} of w shape {w_arr.shape}, (*K, C_out/groups, C_in)"
+            f"{op}: input channels C_in={x_shape[-1]} ({layout}) must equal the filter's last "
+            f"axis {w_arr.shape[-1]} (w shape {w_arr.shape}, (*K, C_out/groups, C_in))"
         )
         raise ValueError(msg)
     c_out = group_count * w_arr.shape[-2]
@@ -1495,7 +1501,7 @@ def conv_transpose(
             raise ValueError(msg)
         problem, name = setup.problem, "output_shape"
     else:
-        _check_filter(op, c_out, w_arr.shape, group_count, f"{c_out} output channels")
+        _check_filter(op, c_out, w_arr.shape, group_count, f"{describe(c_out)} output channels")
         problem = _transpose_problem(
             op,
             tuple(x_shape[1:-1]),
