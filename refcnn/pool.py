@@ -44,7 +44,6 @@ import numpy.typing as npt
 
 from refcnn import _pool_routes as routes
 from refcnn._checks import (
-    DATA_FORMATS,
     accumulation_dtype,
     as_array,
     as_bool,
@@ -57,6 +56,7 @@ from refcnn._checks import (
     check_int64_range,
     check_upstream_shape,
     ieee_arithmetic,
+    layout_name,
     require_same_dtype,
 )
 from refcnn.padding import PaddingLike, Windows, normalize_padding, windows
@@ -228,7 +228,7 @@ def _max_pool_backward(
     op: str, dy: Any, x: Any, ksize: Any, rank: int | None, options: dict[str, Any]
 ) -> Array:
     x_arr, call = _max_pool(op, x, ksize, rank, options)
-    dy_arr = _upstream(op, dy, call.rank, call.channels_first, allow_int=True)
+    dy_arr = _upstream(op, dy, call.rank, call.channels_first, "x", allow_int=True)
     require_same_dtype(op, dy=dy_arr, x=x_arr)
     check_upstream_shape(
         op, dy_arr, call.output_shape, f"the forward output for x shape {x_arr.shape}"
@@ -372,7 +372,7 @@ def _avg_pool_backward(
     shape = as_index_tuple(op, "input_shape", input_shape, length=lengths)
     # input_shape gives the rank; data_format must fit it.
     _, channels_first = as_data_format(op, options["data_format"], rank=len(shape) - 2)
-    dy_arr = _upstream(op, dy, len(shape) - 2, channels_first, allow_int=False)
+    dy_arr = _upstream(op, dy, len(shape) - 2, channels_first, "input_shape", allow_int=False)
     check_addressable(op, "input_shape", shape, dy_arr.itemsize)
     include_pad = as_bool(op, "count_include_pad", include)
     call = _call(
@@ -1182,9 +1182,12 @@ def _input(
     return array, channels_first
 
 
-def _upstream(op: str, dy: Any, rank: int, channels_first: bool, *, allow_int: bool) -> Array:
-    fmt = DATA_FORMATS[rank][int(channels_first)]
-    array, _, _ = as_spatial_array(
-        op, "dy", dy, data_format=fmt, rank=rank, allow_int=allow_int, prefix="O"
+def _upstream(
+    op: str, dy: Any, rank: int, channels_first: bool, ranked_by: str, *, allow_int: bool
+) -> Array:
+    """``dy`` with the ``rank`` spatial axes that argument ``ranked_by`` gives."""
+    axes = "axis" if rank == 1 else "axes"
+    layout = f"{layout_name(rank, channels_first, prefix='O')}, as {ranked_by} has {rank} "
+    return as_array(
+        op, "dy", dy, ndim=rank + 2, layout=layout + f"spatial {axes}", allow_int=allow_int
     )
-    return array

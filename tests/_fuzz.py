@@ -625,14 +625,15 @@ def _int_tuple_corruptions(param: Param, rank: int) -> list[Corruption]:
     out = _generic(param)
     # [1] is one int per spatial axis where there is one axis (conv1d, max_pool1d): valid.
     out += [_bad(v, f"not an int: {show(v)}") for v in NOT_INTS if n > 1 or not isinstance(v, list)]
+    zero = _maybe if param.name == "output_padding" else _bad  # the one that may be 0
     out += [
-        _bad(0, "0"),
+        zero(0, "0"),
         _bad(-1, "-1"),
         _bad(-(2**63), "-2**63"),
         _bad([], "an empty list"),
         _bad([1] * (n + 1), f"{n + 1} ints"),
         _bad([1] * 7, "7 ints"),
-        _bad([1] * (n - 1) + [0], "a 0 entry"),
+        zero([1] * (n - 1) + [0], "a 0 entry"),
         _bad([[1] * n] * n, "nested lists"),
         _bad([1.0] * n, "floats"),
         _bad([True] * n, "bools"),
