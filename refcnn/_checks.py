@@ -89,8 +89,12 @@ def as_array(
     ndim: int | None = None,
     layout: str = "",
     allow_int: bool = True,
+    ranked_by: str = "",
 ) -> npt.NDArray[Any]:
     """Return ``value`` as an ndarray (never a copy we then write to), checking dtype and rank.
+
+    ``ranked_by`` names the argument that fixed ``ndim`` (``x`` for a filter ``w``), so a
+    rank error names it too: the mistake may be there.
 
     Accepted dtypes: real floating, integer (when ``allow_int``) and ``object`` (arrays of
     ``fractions.Fraction`` give exact results). Booleans, complex numbers, strings and dates
@@ -120,6 +124,9 @@ def as_array(
     if ndim is not None and array.ndim != ndim:
         shape_hint = f" {layout}" if layout else ""
         msg = f"{op}: {name} must be {ndim}-D{shape_hint}, got shape {array.shape}"
+        if ranked_by:
+            spatial = ndim - 2
+            msg += f" ({ranked_by} has {spatial} spatial {'axis' if spatial == 1 else 'axes'})"
         raise ValueError(msg)
     return array
 

@@ -147,11 +147,9 @@ def _data(op: str, name: str, value: Any, ranks: tuple[int, ...], data_format: A
 
 def _filter(op: str, w: Any, rank: int, groups: Any, ranked_by: str) -> Array:
     """``w`` as a filter array with ``rank`` kernel axes (the rank ``ranked_by`` gives)."""
-    layout = _filter_layout(rank, 1 if groups == 1 else 2)
-    axes = "axis" if rank == 1 else "axes"
-    return as_array(
-        op, "w", w, ndim=rank + 2, layout=f"{layout}, as {ranked_by} has {rank} spatial {axes}"
-    )
+    grouped = not (isinstance(groups, int) and groups == 1)  # never the truth of an array
+    layout = _filter_layout(rank, 2 if grouped else 1)
+    return as_array(op, "w", w, ndim=rank + 2, layout=layout, ranked_by=ranked_by)
 
 
 def _channels_last(a: Array, channels_first: bool) -> Array:
@@ -593,8 +591,8 @@ def _windows(xp: Array, problem: Problem) -> Array:
     shape = (xp.shape[0], *problem.out, *problem.kernel, xp.shape[-1])
     view_strides = (
         sn,
-        *(st * s for st, s in zip(axis_strides, problem.strides, strict=True)),
-        *(st * d for st, d in zip(axis_strides, problem.dilations, strict=True)),
+        *_steps(axis_strides, problem.strides, problem.out),
+        *_steps(axis_strides, problem.dilations, problem.kernel),
         sc,
     )
     if xp.flags.c_contiguous and xp.dtype != object:
@@ -604,6 +602,20 @@ def _windows(xp: Array, problem: Problem) -> Array:
         view.flags.writeable = False
         return view
     return as_strided(xp, shape=shape, strides=view_strides, writeable=False)
+
+
+def _steps(
+    axis_strides: Sequence[int], steps: tuple[int, ...], counts: tuple[int, ...]
+) -> tuple[int, ...]:
+    """Byte strides of a window view's axes: ``axis stride * step``, 0 for an axis of one.
+
+    One output (or one tap) never moves, so its step does not matter, and a huge stride or
+    dilation with a single window would not fit the view's byte strides (int64).
+    """
+    return tuple(
+        st * step if count > 1 else 0
+        for st, step, count in zip(axis_strides, steps, counts, strict=True)
+    )
 
 
 def _im2col_chunks(x: Array, problem: Problem) -> tuple[Array, list[tuple[slice, slice]]]:
@@ -694,8 +706,8 @@ def _depthwise_windows(x: Array, problem: Problem) -> _DepthwiseView:
     shape = (xp.shape[0], *problem.out[:-1], *problem.kernel, problem.out[-1] * xp.shape[-1])
     view_strides = (
         sn,
-        *(st * s for st, s in zip(axis_strides[:-1], problem.strides[:-1], strict=True)),
-        *(st * d for st, d in zip(axis_strides, problem.dilations, strict=True)),
+        *_steps(axis_strides[:-1], problem.strides[:-1], problem.out[:-1]),
+        *_steps(axis_strides, problem.dilations, problem.kernel),
         sc,
     )
     view = as_strided(xp, shape=shape, strides=view_strides, writeable=False)
@@ -939,8 +951,8 @@ def _backward_filter(
     dy_arr = _data(op, "dy", dy, ranks, data_format)
     rank = dy_arr.ndim - 2
     channels_first = is_channels_first(op, data_format, rank)
-    layout = f"{_layout(rank, channels_first)}, as dy has {rank} spatial axes"
-    x_arr = as_array(op, "x", x, ndim=rank + 2, layout=layout)
+    layout = _layout(rank, channels_first)
+    x_arr = as_array(op, "x", x, ndim=rank + 2, layout=layout, ranked_by="dy")
     require_same_dtype(op, dy=dy_arr, x=x_arr)
     shape = as_index_tuple(op, "filter_shape", filter_shape, length=rank + 2)
     x_shape = _channels_last_shape(x_arr.shape, channels_first)

@@ -1186,8 +1186,7 @@ def _upstream(
     op: str, dy: Any, rank: int, channels_first: bool, ranked_by: str, *, allow_int: bool
 ) -> Array:
     """``dy`` with the ``rank`` spatial axes that argument ``ranked_by`` gives."""
-    axes = "axis" if rank == 1 else "axes"
-    layout = f"{layout_name(rank, channels_first, prefix='O')}, as {ranked_by} has {rank} "
+    layout = layout_name(rank, channels_first, prefix="O")
     return as_array(
-        op, "dy", dy, ndim=rank + 2, layout=layout + f"spatial {axes}", allow_int=allow_int
+        op, "dy", dy, ndim=rank + 2, layout=layout, allow_int=allow_int, ranked_by=ranked_by
     )
