@@ -489,8 +489,9 @@ def _first_max_part(
     # row-major index over those outer axes.
     for ax, taps in zip(reversed(order), reversed(tap_arrays), strict=True):
         tap = taps if index is None else _gather_outer(taps, index, first, ax.axis)
-        starts = (np.arange(ax.out, dtype=np.int64) * ax.stride - ax.before).astype(dtype)
-        starts = starts.reshape((-1,) + (1,) * (x.ndim - 1 - ax.axis))
+        # In int64 (below 2**62 by the geometry checks), then wrapped to the index dtype.
+        window_starts = np.arange(ax.out, dtype=np.int64) * ax.stride - ax.before
+        starts = window_starts.astype(dtype).reshape((-1,) + (1,) * (x.ndim - 1 - ax.axis))
         position = np.multiply(tap, _wrapped(ax.dilation, dtype), dtype=dtype)
         position += starts
         if index is None:
