@@ -405,9 +405,18 @@ def check_addressable(op: str, name: str, shape: Sequence[int], itemsize: int) -
     ``name`` is the argument (or arguments) that made it that large, so the error points at
     the cause rather than at NumPy's allocator.
     """
-    size = 1
+    size = nonzero = 1
     for n in shape:
         size *= int(n)
+        nonzero *= int(n) or 1
+    if size == 0 and nonzero * max(itemsize, 1) >= 2**63:
+        # NumPy refuses even an empty array whose other sizes multiply past its index range.
+        dims = ", ".join(describe(int(n), limit=24) for n in shape)
+        msg = (
+            f"{op}: {name} would give an empty array of shape ({dims}), whose nonzero sizes "
+            "multiply past the 2**63 bytes NumPy can index"
+        )
+        raise ValueError(msg)
     if size * itemsize > MAX_ARRAY_BYTES:
         dims = ", ".join(describe(int(n), limit=24) for n in shape)
         needed = f"{float(size * itemsize):.3g}" if size.bit_length() < 1000 else "too many"

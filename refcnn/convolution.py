@@ -1544,11 +1544,14 @@ def _transpose_output_shape(
     op: str, value: Any, rank: int, channels_first: bool, n: int, channels: int
 ) -> tuple[int, ...]:
     """Spatial sizes from an ``output_shape`` of ``rank`` or ``rank + 2`` ints."""
-    length = (
-        len(value)
-        if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str)
-        else rank
-    )
+    length: int | None = None
+    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str | bytes):
+        try:
+            length = len(value)
+        except (TypeError, OverflowError):  # a 0-d array; len(range(10**20))
+            length = None
+    if length is None:  # not a sequence: as_index_tuple words the refusal
+        return as_index_tuple(op, "output_shape", value, length=rank)
     if length == rank + 2:
         full = as_index_tuple(op, "output_shape", value, length=rank + 2)
         expected = _user_shape(
