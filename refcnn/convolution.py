@@ -61,6 +61,7 @@ from refcnn._checks import (
     as_tuple,
     cast_result,
     check_addressable,
+    check_int64_range,
     check_upstream_shape,
     describe,
     ieee_arithmetic,
@@ -263,7 +264,25 @@ def _setup(
     problem = _problem(
         tuple(x_shape[1:-1]), tuple(w_shape[:rank]), stride_tuple, dilation_tuple, resolved
     )
+    # As in pooling: a window's coordinates past int64 (a pad of 2**63) are a mistake.
+    check_int64_range(op, "strides, dilations and padding", _reach(problem))
     return _Setup(problem, group_count)
+
+
+@functools.lru_cache(maxsize=256)
+def _reach(problem: Problem) -> int:
+    """Return the largest coordinate magnitude a window reads (the pad before, the last tap)."""
+    return max(
+        max(abs(b), abs((o - 1) * s + (k - 1) * d - b))
+        for o, k, s, d, b in zip(
+            problem.out,
+            problem.kernel,
+            problem.strides,
+            problem.dilations,
+            problem.before,
+            strict=True,
+        )
+    )
 
 
 def _check_bias(
