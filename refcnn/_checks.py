@@ -60,6 +60,10 @@ MAX_ARRAY_BYTES = 2**40
 #: NumPy 2's limit on the number of array dimensions; a longer shape argument is a mistake.
 MAX_NDIM = 64
 
+#: Coordinates and geometry integers (strides, dilations, window sizes) must stay below
+#: this: index arithmetic is int64, and a product of two such values must not wrap.
+MAX_INDEX = 2**62
+
 #: How much of a bad value's ``repr`` a message quotes.
 _REPR_LIMIT = 80
 
@@ -85,8 +89,12 @@ def as_array(
     ndim: int | None = None,
     layout: str = "",
     allow_int: bool = True,
+    ranked_by: str = "",
 ) -> npt.NDArray[Any]:
     """Return ``value`` as an ndarray (never a copy we then write to), checking dtype and rank.
+
+    ``ranked_by`` names the argument that fixed ``ndim`` (``x`` for a filter ``w``), so a
+    rank error names it too: the mistake may be there.
 
     Accepted dtypes: real floating, integer (when ``allow_int``) and ``object`` (arrays of
     ``fractions.Fraction`` give exact results). Booleans, complex numbers, strings and dates
@@ -116,6 +124,9 @@ def as_array(
     if ndim is not None and array.ndim != ndim:
         shape_hint = f" {layout}" if layout else ""
         msg = f"{op}: {name} must be {ndim}-D{shape_hint}, got shape {array.shape}"
+        if ranked_by:
+            spatial = ndim - 2
+            msg += f" ({ranked_by} has {spatial} spatial {'axis' if spatial == 1 else 'axes'})"
         raise ValueError(msg)
     return array
 
@@ -325,7 +336,8 @@ def _items(op: str, name: str, value: Any, *, longest: int, expected: str) -> li
     whose ``list`` would fill the memory, and ``len(range(10**20))`` overflows.
     """
     is_array = isinstance(value, np.ndarray)
-    if isinstance(value, str) or (is_array and value.ndim == 0):
+    # bytes are a Sequence of ints (b"2" is (50,)), never a list of sizes someone meant.
+    if isinstance(value, str | bytes | bytearray) or (is_array and value.ndim == 0):
         return None
     if not (is_array or isinstance(value, Sequence)):
         return None
@@ -341,8 +353,12 @@ def _items(op: str, name: str, value: Any, *, longest: int, expected: str) -> li
 
 
 def as_tuple(op: str, name: str, value: Any, *, rank: int, minimum: int = 1) -> tuple[int, ...]:
-    """Normalize an int or ``rank`` ints (one per spatial axis), each ``>= minimum``."""
-    if type(value) is int and value >= minimum:  # the common case, without the ABC checks
+    """Normalize an int or ``rank`` ints (one per spatial axis), each ``>= minimum``.
+
+    Each entry is a geometry integer (a stride, a dilation, a window size), so it must also
+    stay below :data:`MAX_INDEX`, as coordinates do (:func:`check_int64_range`).
+    """
+    if type(value) is int and minimum <= value < MAX_INDEX:  # the common case, no ABC checks
         return (value,) * rank
     kind = "a pair (h, w)" if rank == 2 else f"a sequence of {rank} ints"
     items = _items(op, name, value, longest=rank, expected=f"an int or {kind}")
@@ -355,6 +371,12 @@ def as_tuple(op: str, name: str, value: Any, *, rank: int, minimum: int = 1) -> 
         numbers_ = (as_int(op, name, value),) * rank
     if min(numbers_, default=minimum) < minimum:
         msg = f"{op}: {name} must be >= {minimum} on each axis, got {describe(value)}"
+        raise ValueError(msg)
+    if max(numbers_, default=0) >= MAX_INDEX:
+        msg = (
+            f"{op}: {name} must be below 2**{MAX_INDEX.bit_length() - 1} on each axis (refcnn "
+            f"indexes in int64), got {describe(value)}"
+        )
         raise ValueError(msg)
     return numbers_
 
@@ -383,9 +405,18 @@ def check_addressable(op: str, name: str, shape: Sequence[int], itemsize: int) -
     ``name`` is the argument (or arguments) that made it that large, so the error points at
     the cause rather than at NumPy's allocator.
     """
-    size = 1
+    size = nonzero = 1
     for n in shape:
         size *= int(n)
+        nonzero *= int(n) or 1
+    if size == 0 and nonzero * max(itemsize, 1) >= 2**63:
+        # NumPy refuses even an empty array whose other sizes multiply past its index range.
+        dims = ", ".join(describe(int(n), limit=24) for n in shape)
+        msg = (
+            f"{op}: {name} would give an empty array of shape ({dims}), whose nonzero sizes "
+            "multiply past the 2**63 bytes NumPy can index"
+        )
+        raise ValueError(msg)
     if size * itemsize > MAX_ARRAY_BYTES:
         dims = ", ".join(describe(int(n), limit=24) for n in shape)
         needed = f"{float(size * itemsize):.3g}" if size.bit_length() < 1000 else "too many"
@@ -401,10 +432,10 @@ def check_int64_range(op: str, name: str, value: int) -> None:
 
     ``name`` is the argument (or arguments) that made it that large.
     """
-    if abs(value) >= 2**62:
+    if abs(value) >= MAX_INDEX:
         msg = (
             f"{op}: {name} give coordinates up to {describe(value)}, beyond the int64 range "
-            "refcnn indexes"
+            f"refcnn indexes (below 2**{MAX_INDEX.bit_length() - 1})"
         )
         raise ValueError(msg)
 
@@ -596,7 +627,13 @@ def as_spatial_array(
 
 
 def accumulation_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
-    """Return the dtype sums are carried in: float16 accumulates in float32, like the frameworks."""
+    """Return the dtype sums are carried in: float16 accumulates in float32, like the frameworks.
+
+    A non-native byte order (``'>f8'`` on a little-endian machine) is carried in the native
+    one: ufuncs refuse it as a ``dtype=`` argument, and :func:`cast_result` restores it.
+    """
+    if not dtype.isnative:
+        dtype = dtype.newbyteorder("=")
     if dtype == np.float16:
         return np.dtype(np.float32)
     return dtype

@@ -291,11 +291,14 @@ def _chunked(
     if not order:  # 1x1 windows with stride 1: every stage is a copy
         np.copyto(out, x)
         return out
+    # Ufuncs take no byte order in dtype=: stages run in the native one ('>f8' -> '<f8' on a
+    # little-endian machine) and the last writes into the result, in the caller's.
+    loop = dtype if dtype.isnative else dtype.newbyteorder("=")
     image_bytes = (x.size // x.shape[0]) * x.itemsize
     for part in batch_chunks(x.shape[0], image_bytes):
         a = x[part]
         for k, ax in enumerate(order):
-            a = _reduce_stage(a, ax, combine, dtype, out[part] if k == len(order) - 1 else None)
+            a = _reduce_stage(a, ax, combine, loop, out[part] if k == len(order) - 1 else None)
     return out
 
 
@@ -450,6 +453,16 @@ def _index_dtype(size: int) -> np.dtype[Any]:
     return np.dtype(np.int32 if size < 2**31 else np.int64)
 
 
+def _wrapped(value: int, dtype: np.dtype[Any]) -> Any:
+    """``value`` (below 2**62) as a ``dtype`` scalar, modulo 2**bits where it does not fit.
+
+    A window's start or tap offset may pass int32 (a stride of 2**40 with one window), but
+    the index it adds up to is a real element's and fits: integer arithmetic modulo 2**32
+    gives it exactly, where NumPy would refuse the Python int outright.
+    """
+    return np.array(value, dtype=np.int64).astype(dtype)[()]
+
+
 def _first_max_part(
     x: Array, axes: Sequence[Axis], *, nan_aware: bool = False
 ) -> tuple[Array, Array]:
@@ -476,10 +489,10 @@ def _first_max_part(
     # row-major index over those outer axes.
     for ax, taps in zip(reversed(order), reversed(tap_arrays), strict=True):
         tap = taps if index is None else _gather_outer(taps, index, first, ax.axis)
-        starts = (np.arange(ax.out, dtype=dtype) * ax.stride - ax.before).reshape(
-            (-1,) + (1,) * (x.ndim - 1 - ax.axis)
-        )
-        position = np.multiply(tap, ax.dilation, dtype=dtype)
+        # In int64 (below 2**62 by the geometry checks), then wrapped to the index dtype.
+        window_starts = np.arange(ax.out, dtype=np.int64) * ax.stride - ax.before
+        starts = window_starts.astype(dtype).reshape((-1,) + (1,) * (x.ndim - 1 - ax.axis))
+        position = np.multiply(tap, _wrapped(ax.dilation, dtype), dtype=dtype)
         position += starts
         if index is None:
             index = position

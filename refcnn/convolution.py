@@ -61,7 +61,10 @@ from refcnn._checks import (
     as_tuple,
     cast_result,
     check_addressable,
+    check_int64_range,
     check_upstream_shape,
+    describe,
+    ieee_arithmetic,
     is_channels_first,
     require_same_dtype,
 )
@@ -143,6 +146,13 @@ def _data(op: str, name: str, value: Any, ranks: tuple[int, ...], data_format: A
     return array
 
 
+def _filter(op: str, w: Any, rank: int, groups: Any, ranked_by: str) -> Array:
+    """``w`` as a filter array with ``rank`` kernel axes (the rank ``ranked_by`` gives)."""
+    grouped = not (isinstance(groups, int) and groups == 1)  # never the truth of an array
+    layout = _filter_layout(rank, 2 if grouped else 1)
+    return as_array(op, "w", w, ndim=rank + 2, layout=layout, ranked_by=ranked_by)
+
+
 def _channels_last(a: Array, channels_first: bool) -> Array:
     return np.moveaxis(a, 1, -1) if channels_first else a
 
@@ -161,41 +171,52 @@ class _Setup(NamedTuple):
 
 
 class _Described(NamedTuple):
-    """An argument's shape as messages show it (formatted only when one is raised)."""
+    """An argument's shape as messages show it (formatted only when one is raised).
 
-    label: str
+    ``name`` is the argument: an array (``x``: "x shape (2, 5, 5, 3), (N, H, W, C)") or a
+    shape argument (``input_shape``: "input_shape (2, 5, 5, 3), (N, H, W, C)").
+    """
+
+    name: str
     shape: tuple[int, ...]
     channels_first: bool
 
     def __str__(self) -> str:
-        return f"{self.label} {self.shape}, {_layout(len(self.shape) - 2, self.channels_first)}"
+        label = self.name if self.name.endswith("_shape") else f"{self.name} shape"
+        return f"{label} {self.shape}, {_layout(len(self.shape) - 2, self.channels_first)}"
 
 
 def _check_filter(
-    op: str, channels: int, w_shape: tuple[int, ...], groups: int, where: object
+    op: str,
+    channels: int,
+    w_shape: tuple[int, ...],
+    groups: int,
+    where: object,
+    filter_name: str = "w",
 ) -> None:
     """Check kernel sizes >= 1 and the channel counts of ``groups`` groups.
 
     ``where`` renders the input's shape for messages (see the module docstring for the
-    group rule).
+    group rule); ``filter_name`` is the argument ``w_shape`` comes from (``w`` or
+    ``filter_shape``).
     """
     rank = len(w_shape) - 2
     kernel, (cg, o) = w_shape[:rank], w_shape[rank:]
     if min(kernel) >= 1 and channels % groups == 0 and o % groups == 0 and cg * groups == channels:
         return
-    filter_text = f"filter shape {w_shape}, {_filter_layout(rank, groups)}"
+    label = filter_name if filter_name.endswith("_shape") else f"{filter_name} shape"
+    filter_text = f"{label} {w_shape}, {_filter_layout(rank, min(groups, 2))}"
+    shown = describe(groups)
     if min(kernel) < 1:
         msg = f"{op}: filter spatial size must be >= 1, got {filter_text}"
         raise ValueError(msg)
     if channels % groups:
-        msg = f"{op}: groups={groups} must divide the input channels C={channels} ({where})"
+        msg = f"{op}: groups={shown} must divide the input channels C={channels} ({where})"
         raise ValueError(msg)
     if o % groups:
-        msg = (
-            f"{op}: groups={groups} must divide the filter's output channels O={o} ({filter_text})"
-        )
+        msg = f"{op}: groups={shown} must divide the filter's output channels O={o} ({filter_text})"
         raise ValueError(msg)
-    per_group = "" if groups == 1 else f" in groups={groups} ({channels // groups} per group)"
+    per_group = "" if groups == 1 else f" in groups={shown} ({channels // groups} per group)"
     msg = (
         f"{op}: input channels C={channels} ({where}){per_group} must match the filter's "
         f"in-channels {cg} ({filter_text})"
@@ -227,30 +248,56 @@ def _setup(
     dilations: Any,
     groups: Any,
     where: object,
+    filter_name: str = "w",
 ) -> _Setup:
     """Check the arguments of a convolution of a channels-last ``x_shape`` with ``w_shape``.
 
-    ``where`` renders ``x_shape`` in the caller's data format for messages.
+    ``where`` renders ``x_shape`` in the caller's data format for messages; ``filter_name``
+    is the argument ``w_shape`` comes from.
     """
     rank = len(x_shape) - 2
     group_count = as_int(op, "groups", groups, minimum=1)
     stride_tuple = as_tuple(op, "strides", strides, rank=rank)
     dilation_tuple = as_tuple(op, "dilations", dilations, rank=rank)
     resolved = normalize_padding(op, padding, rank)
-    _check_filter(op, x_shape[-1], w_shape, group_count, where)
+    _check_filter(op, x_shape[-1], w_shape, group_count, where, filter_name)
     problem = _problem(
         tuple(x_shape[1:-1]), tuple(w_shape[:rank]), stride_tuple, dilation_tuple, resolved
     )
+    # As in pooling: a window's coordinates past int64 (a pad of 2**63) are a mistake.
+    check_int64_range(op, "strides, dilations and padding", _reach(problem))
     return _Setup(problem, group_count)
 
 
-def _check_bias(op: str, b: Any, like: Array, channels: int) -> Array | None:
+@functools.lru_cache(maxsize=256)
+def _reach(problem: Problem) -> int:
+    """Return the largest coordinate magnitude a window reads (the pad before, the last tap)."""
+    return max(
+        max(abs(b), abs((o - 1) * s + (k - 1) * d - b))
+        for o, k, s, d, b in zip(
+            problem.out,
+            problem.kernel,
+            problem.strides,
+            problem.dilations,
+            problem.before,
+            strict=True,
+        )
+    )
+
+
+def _check_bias(
+    op: str, b: Any, like: Array, channels: int, counted: str = "w.shape[-1]"
+) -> Array | None:
+    """``b`` as one bias per output channel; ``counted`` says where ``channels`` comes from."""
     if b is None:
         return None
     b_arr = as_array(op, "b", b, ndim=1, layout="(O,)")
     require_same_dtype(op, x=like, b=b_arr)
     if b_arr.shape[0] != channels:
-        msg = f"{op}: b must have shape ({channels},) (one per output channel), got {b_arr.shape}"
+        msg = (
+            f"{op}: b must have shape ({describe(channels)},) (one per output channel: {counted}), "
+            f"got {b_arr.shape}"
+        )
         raise ValueError(msg)
     return b_arr
 
@@ -279,9 +326,7 @@ def _forward(
     x_arr = _data(op, "x", x, ranks, data_format)
     rank = x_arr.ndim - 2
     channels_first = is_channels_first(op, data_format, rank)
-    w_arr = as_array(
-        op, "w", w, ndim=rank + 2, layout=_filter_layout(rank, 1 if groups == 1 else 2)
-    )
+    w_arr = _filter(op, w, rank, groups, "x")
     require_same_dtype(op, x=x_arr, w=w_arr)
     b_arr = _check_bias(op, b, x_arr, w_arr.shape[-1])
     x_shape = _channels_last_shape(x_arr.shape, channels_first)
@@ -293,19 +338,20 @@ def _forward(
         padding=padding,
         dilations=dilations,
         groups=groups,
-        where=_Described("input shape", x_arr.shape, channels_first),
+        where=_Described("x", x_arr.shape, channels_first),
     )
     y_shape = (x_shape[0], *setup.problem.out, w_arr.shape[-1])
     check_addressable(op, "padding", y_shape, x_arr.itemsize)
     acc = accumulation_dtype(x_arr.dtype)
-    y = _correlate(
-        _channels_last(x_arr, channels_first).astype(acc, copy=False),
-        w_arr.astype(acc, copy=False),
-        setup.problem,
-        setup.groups,
-    )
-    if b_arr is not None:
-        y += b_arr.astype(acc, copy=False)
+    with ieee_arithmetic():  # inf * 0 is NaN, sums past the range are inf, as in dense
+        y = _correlate(
+            _channels_last(x_arr, channels_first).astype(acc, copy=False),
+            w_arr.astype(acc, copy=False),
+            setup.problem,
+            setup.groups,
+        )
+        if b_arr is not None:
+            y += b_arr.astype(acc, copy=False)
     return cast_result(_restore(y, channels_first), x_arr.dtype)
 
 
@@ -564,8 +610,8 @@ def _windows(xp: Array, problem: Problem) -> Array:
     shape = (xp.shape[0], *problem.out, *problem.kernel, xp.shape[-1])
     view_strides = (
         sn,
-        *(st * s for st, s in zip(axis_strides, problem.strides, strict=True)),
-        *(st * d for st, d in zip(axis_strides, problem.dilations, strict=True)),
+        *_steps(axis_strides, problem.strides, problem.out),
+        *_steps(axis_strides, problem.dilations, problem.kernel),
         sc,
     )
     if xp.flags.c_contiguous and xp.dtype != object:
@@ -575,6 +621,20 @@ def _windows(xp: Array, problem: Problem) -> Array:
         view.flags.writeable = False
         return view
     return as_strided(xp, shape=shape, strides=view_strides, writeable=False)
+
+
+def _steps(
+    axis_strides: Sequence[int], steps: tuple[int, ...], counts: tuple[int, ...]
+) -> tuple[int, ...]:
+    """Byte strides of a window view's axes: ``axis stride * step``, 0 for an axis of one.
+
+    One output (or one tap) never moves, so its step does not matter, and a huge stride or
+    dilation with a single window would not fit the view's byte strides (int64).
+    """
+    return tuple(
+        st * step if count > 1 else 0
+        for st, step, count in zip(axis_strides, steps, counts, strict=True)
+    )
 
 
 def _im2col_chunks(x: Array, problem: Problem) -> tuple[Array, list[tuple[slice, slice]]]:
@@ -665,8 +725,8 @@ def _depthwise_windows(x: Array, problem: Problem) -> _DepthwiseView:
     shape = (xp.shape[0], *problem.out[:-1], *problem.kernel, problem.out[-1] * xp.shape[-1])
     view_strides = (
         sn,
-        *(st * s for st, s in zip(axis_strides[:-1], problem.strides[:-1], strict=True)),
-        *(st * d for st, d in zip(axis_strides, problem.dilations, strict=True)),
+        *_steps(axis_strides[:-1], problem.strides[:-1], problem.out[:-1]),
+        *_steps(axis_strides, problem.dilations, problem.kernel),
         sc,
     )
     view = as_strided(xp, shape=shape, strides=view_strides, writeable=False)
@@ -825,6 +885,14 @@ def _input_gradient(
 _METHODS = ("auto", "col2im", "polyphase", "rot180")
 
 
+def _check_method(op: str, method: Any) -> None:
+    # Only a str is compared (an array would compare elementwise), and nothing is hashed.
+    if not isinstance(method, str) or method not in _METHODS:
+        expected = "'auto', 'col2im', 'polyphase' or 'rot180'"
+        msg = f"{op}: method must be {expected}, got {describe(method)}"
+        raise ValueError(msg)
+
+
 def _backward_input(
     op: str,
     ranks: tuple[int, ...],
@@ -838,19 +906,21 @@ def _backward_input(
     groups: Any,
     data_format: Any,
     method: Any,
+    x_name: str = "input_shape",
 ) -> Array:
-    if method not in _METHODS:
-        msg = f"{op}: method must be 'auto', 'col2im', 'polyphase' or 'rot180', got {method!r}"
-        raise ValueError(msg)
+    """Validate and compute the input gradient; ``x_name`` is where ``input_shape`` comes from.
+
+    (``x`` when :func:`conv_backward` passes ``x.shape``: messages name its own arguments.)
+    """
+    _check_method(op, method)
     dy_arr = _data(op, "dy", dy, ranks, data_format)
     rank = dy_arr.ndim - 2
     channels_first = is_channels_first(op, data_format, rank)
-    w_arr = as_array(
-        op, "w", w, ndim=rank + 2, layout=_filter_layout(rank, 1 if groups == 1 else 2)
-    )
+    w_arr = _filter(op, w, rank, groups, "dy")
     require_same_dtype(op, dy=dy_arr, w=w_arr)
     shape = as_index_tuple(op, "input_shape", input_shape, length=rank + 2)
     x_shape = _channels_last_shape(shape, channels_first)
+    where = _Described(x_name, shape, channels_first)
     setup = _setup(
         op,
         x_shape,
@@ -859,22 +929,23 @@ def _backward_input(
         padding=padding,
         dilations=dilations,
         groups=groups,
-        where=_Described("input_shape", shape, channels_first),
+        where=where,
     )
     expected = _user_shape((x_shape[0], *setup.problem.out, w_arr.shape[-1]), channels_first)
     if dy_arr.shape != expected:
-        what = f"the forward output for input_shape {shape} and filter shape {w_arr.shape}"
+        what = f"the forward output for {where} and w shape {w_arr.shape}"
         check_upstream_shape(op, dy_arr, expected, what)
-    check_addressable(op, "input_shape", shape, dy_arr.itemsize)
+    check_addressable(op, x_name, shape, dy_arr.itemsize)
     acc = accumulation_dtype(dy_arr.dtype)
-    dx = _input_gradient(
-        op,
-        _channels_last(dy_arr, channels_first).astype(acc, copy=False),
-        w_arr.astype(acc, copy=False),
-        setup.problem,
-        setup.groups,
-        method,
-    )
+    with ieee_arithmetic():  # as in the forward pass
+        dx = _input_gradient(
+            op,
+            _channels_last(dy_arr, channels_first).astype(acc, copy=False),
+            w_arr.astype(acc, copy=False),
+            setup.problem,
+            setup.groups,
+            method,
+        )
     return cast_result(_restore(dx, channels_first), dy_arr.dtype)
 
 
@@ -890,14 +961,21 @@ def _backward_filter(
     dilations: Any,
     groups: Any,
     data_format: Any,
+    w_name: str = "filter_shape",
 ) -> Array:
+    """Validate and compute the filter gradient; ``w_name`` is where ``filter_shape`` comes from.
+
+    (``w`` when :func:`conv_backward` passes ``w.shape``.)
+    """
     dy_arr = _data(op, "dy", dy, ranks, data_format)
     rank = dy_arr.ndim - 2
     channels_first = is_channels_first(op, data_format, rank)
-    x_arr = as_array(op, "x", x, ndim=rank + 2, layout=_layout(rank, channels_first))
+    layout = _layout(rank, channels_first)
+    x_arr = as_array(op, "x", x, ndim=rank + 2, layout=layout, ranked_by="dy")
     require_same_dtype(op, dy=dy_arr, x=x_arr)
     shape = as_index_tuple(op, "filter_shape", filter_shape, length=rank + 2)
     x_shape = _channels_last_shape(x_arr.shape, channels_first)
+    where = _Described("x", x_arr.shape, channels_first)
     setup = _setup(
         op,
         x_shape,
@@ -906,20 +984,23 @@ def _backward_filter(
         padding=padding,
         dilations=dilations,
         groups=groups,
-        where=_Described("input shape", x_arr.shape, channels_first),
+        where=where,
+        filter_name=w_name,
     )
     expected = _user_shape((x_shape[0], *setup.problem.out, shape[-1]), channels_first)
     if dy_arr.shape != expected:
-        what = f"the forward output for input shape {x_arr.shape} and filter_shape {shape}"
+        label = w_name if w_name.endswith("_shape") else f"{w_name} shape"
+        what = f"the forward output for {where} and {label} {shape}"
         check_upstream_shape(op, dy_arr, expected, what)
-    check_addressable(op, "filter_shape", shape, dy_arr.itemsize)
+    check_addressable(op, w_name, shape, dy_arr.itemsize)
     acc = accumulation_dtype(dy_arr.dtype)
-    dw = _filter_gradient(
-        _channels_last(dy_arr, channels_first).astype(acc, copy=False),
-        _channels_last(x_arr, channels_first).astype(acc, copy=False),
-        setup.problem,
-        setup.groups,
-    )
+    with ieee_arithmetic():  # as in the forward pass
+        dw = _filter_gradient(
+            _channels_last(dy_arr, channels_first).astype(acc, copy=False),
+            _channels_last(x_arr, channels_first).astype(acc, copy=False),
+            setup.problem,
+            setup.groups,
+        )
     return cast_result(dw, dy_arr.dtype)
 
 
@@ -931,7 +1012,8 @@ def _backward_bias(op: str, ranks: tuple[int, ...], dy: Any, data_format: Any) -
     rows = cl.reshape(-1, cl.shape[-1])
     # A matrix-vector product: NumPy's sum over axis 0 walks one O-wide row at a time
     # (0.9 ms for (32768, 32) float32; BLAS takes 0.1 ms), with the same error bound.
-    total = np.ones(rows.shape[0], dtype=acc) @ rows
+    with ieee_arithmetic():  # a sum past the range is inf, inf - inf is NaN
+        total = np.ones(rows.shape[0], dtype=acc) @ rows
     return cast_result(total, dy_arr.dtype)
 
 
@@ -1085,11 +1167,11 @@ def _backward_all(
     kwargs: dict[str, Any],
 ) -> ConvGradients:
     x_arr = _data(op, "x", x, ranks, kwargs["data_format"])
-    w_arr = as_array(op, "w", w, ndim=x_arr.ndim, layout=_filter_layout(x_arr.ndim - 2))
+    w_arr = _filter(op, w, x_arr.ndim - 2, kwargs["groups"], "x")
     require_same_dtype(op, x=x_arr, w=w_arr)
     return ConvGradients(
-        _backward_input(op, ranks, dy, w_arr, x_arr.shape, method="auto", **kwargs),
-        _backward_filter(op, ranks, dy, x_arr, w_arr.shape, **kwargs),
+        _backward_input(op, ranks, dy, w_arr, x_arr.shape, method="auto", x_name="x", **kwargs),
+        _backward_filter(op, ranks, dy, x_arr, w_arr.shape, w_name="w", **kwargs),
         _backward_bias(op, ranks, dy, kwargs["data_format"]),
     )
 
@@ -1407,18 +1489,22 @@ def conv_transpose(
         layout=_filter_layout(rank, 2, "C_out/groups", "C_in"),
     )
     require_same_dtype(op, x=x_arr, w=w_arr)
+    _check_method(op, method)
     group_count = as_int(op, "groups", groups, minimum=1)
+    # The scalar arguments first: a bad one is named before the shapes it would derive.
+    stride_tuple = as_tuple(op, "strides", strides, rank=rank)
+    dilation_tuple = as_tuple(op, "dilations", dilations, rank=rank)
+    extra = as_tuple(op, "output_padding", output_padding, rank=rank, minimum=0)
     x_shape = _channels_last_shape(x_arr.shape, channels_first)
-    layout = _Described("input shape", x_arr.shape, channels_first)
+    layout = _Described("x", x_arr.shape, channels_first)
     if x_shape[-1] != w_arr.shape[-1]:
         msg = (
             f"{op}: input channels C_in={x_shape[-1]} ({layout}) must equal the filter's last "
-            f"axis {w_arr.shape[-1]} (filter shape {w_arr.shape}, (*K, C_out/groups, C_in))"
+            f"axis {w_arr.shape[-1]} (w shape {w_arr.shape}, (*K, C_out/groups, C_in))"
         )
         raise ValueError(msg)
     c_out = group_count * w_arr.shape[-2]
-    b_arr = _check_bias(op, b, x_arr, c_out)
-    extra = as_tuple(op, "output_padding", output_padding, rank=rank, minimum=0)
+    b_arr = _check_bias(op, b, x_arr, c_out, f"groups={describe(group_count)} * w.shape[-2]")
     kernel = tuple(w_arr.shape[:rank])
     if output_shape is not None:
         if any(extra):
@@ -1431,9 +1517,9 @@ def conv_transpose(
             op,
             (x_shape[0], *spatial, c_out),
             w_arr.shape,
-            strides=strides,
+            strides=stride_tuple,
             padding=padding,
-            dilations=dilations,
+            dilations=dilation_tuple,
             groups=group_count,
             where=f"output_shape {tuple(output_shape)}",
         )
@@ -1446,32 +1532,30 @@ def conv_transpose(
             raise ValueError(msg)
         problem, name = setup.problem, "output_shape"
     else:
-        _check_filter(op, c_out, w_arr.shape, group_count, f"{c_out} output channels")
+        _check_filter(op, c_out, w_arr.shape, group_count, f"{describe(c_out)} output channels")
         problem = _transpose_problem(
             op,
             tuple(x_shape[1:-1]),
             kernel,
-            strides=as_tuple(op, "strides", strides, rank=rank),
-            dilations=as_tuple(op, "dilations", dilations, rank=rank),
+            strides=stride_tuple,
+            dilations=dilation_tuple,
             padding=padding,
             output_padding=extra,
         )
         name = "strides, padding and output_padding"
     check_addressable(op, name, (x_shape[0], *problem.sizes, c_out), x_arr.itemsize)
-    if method not in _METHODS:
-        msg = f"{op}: method must be 'auto', 'col2im', 'polyphase' or 'rot180', got {method!r}"
-        raise ValueError(msg)
     acc = accumulation_dtype(x_arr.dtype)
-    y = _input_gradient(
-        op,
-        _channels_last(x_arr, channels_first).astype(acc, copy=False),
-        w_arr.astype(acc, copy=False),
-        problem,
-        group_count,
-        method,
-    )
-    if b_arr is not None:
-        y += b_arr.astype(acc, copy=False)
+    with ieee_arithmetic():  # as in conv
+        y = _input_gradient(
+            op,
+            _channels_last(x_arr, channels_first).astype(acc, copy=False),
+            w_arr.astype(acc, copy=False),
+            problem,
+            group_count,
+            method,
+        )
+        if b_arr is not None:
+            y += b_arr.astype(acc, copy=False)
     return cast_result(_restore(y, channels_first), x_arr.dtype)
 
 
@@ -1479,11 +1563,14 @@ def _transpose_output_shape(
     op: str, value: Any, rank: int, channels_first: bool, n: int, channels: int
 ) -> tuple[int, ...]:
     """Spatial sizes from an ``output_shape`` of ``rank`` or ``rank + 2`` ints."""
-    length = (
-        len(value)
-        if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str)
-        else rank
-    )
+    length: int | None = None
+    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str | bytes):
+        try:
+            length = len(value)
+        except (TypeError, OverflowError):  # a 0-d array; len(range(10**20))
+            length = None
+    if length is None:  # not a sequence: as_index_tuple words the refusal
+        return as_index_tuple(op, "output_shape", value, length=rank)
     if length == rank + 2:
         full = as_index_tuple(op, "output_shape", value, length=rank + 2)
         expected = _user_shape(

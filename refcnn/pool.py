@@ -35,6 +35,7 @@ definitions: the geometry, the divisors and the formulas.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -43,7 +44,6 @@ import numpy.typing as npt
 
 from refcnn import _pool_routes as routes
 from refcnn._checks import (
-    DATA_FORMATS,
     accumulation_dtype,
     as_array,
     as_bool,
@@ -55,6 +55,8 @@ from refcnn._checks import (
     check_addressable,
     check_int64_range,
     check_upstream_shape,
+    ieee_arithmetic,
+    layout_name,
     require_same_dtype,
 )
 from refcnn.padding import PaddingLike, Windows, normalize_padding, windows
@@ -226,13 +228,14 @@ def _max_pool_backward(
     op: str, dy: Any, x: Any, ksize: Any, rank: int | None, options: dict[str, Any]
 ) -> Array:
     x_arr, call = _max_pool(op, x, ksize, rank, options)
-    dy_arr = _upstream(op, dy, call.rank, call.channels_first, allow_int=True)
+    dy_arr = _upstream(op, dy, call.rank, call.channels_first, "x", allow_int=True)
     require_same_dtype(op, dy=dy_arr, x=x_arr)
     check_upstream_shape(
         op, dy_arr, call.output_shape, f"the forward output for x shape {x_arr.shape}"
     )
     acc = accumulation_dtype(dy_arr.dtype)
-    dx = routes.max_backward(dy_arr, x_arr, call.axes, call.channel_axis, acc)
+    with ieee_arithmetic():  # overlapping windows' gradients add up past the range: inf
+        dx = routes.max_backward(dy_arr, x_arr, call.axes, call.channel_axis, acc)
     return cast_result(dx, dy_arr.dtype)
 
 
@@ -301,9 +304,10 @@ def _avg_pool(
         options["ceil_mode"],
     )
     acc = accumulation_dtype(x_arr.dtype)
-    total = routes.window_sum(x_arr, call.axes, call.output_shape, acc)
-    # A division, not a multiplication by 1/count: the mean is rounded once.
-    np.divide(total, _divisors(call, include_pad, acc), out=total)
+    with ieee_arithmetic():  # a sum past the range is inf, inf - inf is NaN (as in dense)
+        total = routes.window_sum(x_arr, call.axes, call.output_shape, acc)
+        # A division, not a multiplication by 1/count: the mean is rounded once.
+        np.divide(total, _divisors(call, include_pad, acc), out=total)
     return cast_result(total, x_arr.dtype)
 
 
@@ -368,7 +372,8 @@ def _avg_pool_backward(
     shape = as_index_tuple(op, "input_shape", input_shape, length=lengths)
     # input_shape gives the rank; data_format must fit it.
     _, channels_first = as_data_format(op, options["data_format"], rank=len(shape) - 2)
-    dy_arr = _upstream(op, dy, len(shape) - 2, channels_first, allow_int=False)
+    dy_arr = _upstream(op, dy, len(shape) - 2, channels_first, "input_shape", allow_int=False)
+    check_addressable(op, "input_shape", shape, dy_arr.itemsize)
     include_pad = as_bool(op, "count_include_pad", include)
     call = _call(
         op,
@@ -384,8 +389,9 @@ def _avg_pool_backward(
         op, dy_arr, call.output_shape, f"the forward output for input_shape {shape}"
     )
     acc = accumulation_dtype(dy_arr.dtype)
-    share = dy_arr.astype(acc, copy=False) / _divisors(call, include_pad, acc)
-    dx = routes.window_sum_adjoint(share, call.axes, shape)
+    with ieee_arithmetic():  # as in avg_pool
+        share = dy_arr.astype(acc, copy=False) / _divisors(call, include_pad, acc)
+        dx = routes.window_sum_adjoint(share, call.axes, shape)
     return cast_result(dx, dy_arr.dtype)
 
 
@@ -769,14 +775,22 @@ class _Global(NamedTuple):
     volume: int
 
 
-def _global(op: str, input_shape: tuple[int, ...], channels_first: bool, keepdims: Any) -> _Global:
+def _global(
+    op: str,
+    input_shape: tuple[int, ...],
+    channels_first: bool,
+    keepdims: Any,
+    name: str = "x",
+) -> _Global:
+    """Resolve a global pool over ``input_shape``, the shape of argument ``name``."""
     keep = as_bool(op, "keepdims", keepdims)
     rank = len(input_shape) - 2
     first = 2 if channels_first else 1
     spatial = tuple(range(first, first + rank))
     if any(input_shape[a] == 0 for a in spatial):
+        label = name if name.endswith("_shape") else f"{name} of shape"
         msg = (
-            f"{op}: x of shape {input_shape} has an empty spatial axis; the max or mean over "
+            f"{op}: {label} {input_shape} has an empty spatial axis; the max or mean over "
             f"no elements is undefined"
         )
         raise ValueError(msg)
@@ -785,7 +799,7 @@ def _global(op: str, input_shape: tuple[int, ...], channels_first: bool, keepdim
         output = tuple(1 if a in spatial else n for a, n in enumerate(input_shape))
     else:
         output = (input_shape[0], input_shape[channel_axis])
-    volume = int(np.prod([input_shape[a] for a in spatial]))
+    volume = math.prod(input_shape[a] for a in spatial)  # exact: no int64 wrap-around
     return _Global(spatial, channels_first, output, volume)
 
 
@@ -905,8 +919,10 @@ def global_avg_pool(
     x_arr, channels_first = _input(op, x, data_format, None, allow_int=False)
     g = _global(op, x_arr.shape, channels_first, keepdims)
     acc = accumulation_dtype(x_arr.dtype)
-    total = np.sum(x_arr, axis=g.spatial_axes, dtype=acc, keepdims=True)
-    return cast_result(total / _count(g.volume, acc), x_arr.dtype).reshape(g.output_shape)
+    with ieee_arithmetic():  # as in avg_pool
+        total = np.sum(x_arr, axis=g.spatial_axes, dtype=acc, keepdims=True)
+        mean = total / _count(g.volume, acc)
+    return cast_result(mean, x_arr.dtype).reshape(g.output_shape)
 
 
 def _count(volume: int, dtype: np.dtype[Any]) -> Any:
@@ -944,12 +960,14 @@ def global_avg_pool_backward(
     op = "global_avg_pool_backward"
     shape = as_index_tuple(op, "input_shape", input_shape, length=tuple(r + 2 for r in _RANKS))
     _, channels_first = as_data_format(op, data_format, rank=len(shape) - 2)
-    g = _global(op, shape, channels_first, keepdims)
+    g = _global(op, shape, channels_first, keepdims, "input_shape")
     dy_arr = as_array(op, "dy", dy, allow_int=False)
     check_upstream_shape(op, dy_arr, g.output_shape, f"the forward output for input_shape {shape}")
+    check_addressable(op, "input_shape", shape, dy_arr.itemsize)
     acc = accumulation_dtype(dy_arr.dtype)
     kept = tuple(1 if a in g.spatial_axes else n for a, n in enumerate(shape))
-    share = dy_arr.astype(acc, copy=False).reshape(kept) / _count(g.volume, acc)
+    with ieee_arithmetic():  # a volume past the dtype's range divides to 0 (underflow)
+        share = dy_arr.astype(acc, copy=False).reshape(kept) / _count(g.volume, acc)
     dx = np.empty(shape, dtype=dy_arr.dtype)
     dx[...] = cast_result(share, dy_arr.dtype)
     return dx
@@ -1164,9 +1182,11 @@ def _input(
     return array, channels_first
 
 
-def _upstream(op: str, dy: Any, rank: int, channels_first: bool, *, allow_int: bool) -> Array:
-    fmt = DATA_FORMATS[rank][int(channels_first)]
-    array, _, _ = as_spatial_array(
-        op, "dy", dy, data_format=fmt, rank=rank, allow_int=allow_int, prefix="O"
+def _upstream(
+    op: str, dy: Any, rank: int, channels_first: bool, ranked_by: str, *, allow_int: bool
+) -> Array:
+    """``dy`` with the ``rank`` spatial axes that argument ``ranked_by`` gives."""
+    layout = layout_name(rank, channels_first, prefix="O")
+    return as_array(
+        op, "dy", dy, ndim=rank + 2, layout=layout, allow_int=allow_int, ranked_by=ranked_by
     )
-    return array

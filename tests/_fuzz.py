@@ -520,10 +520,17 @@ class Corruption(NamedTuple):
     value: Value
     invalid: bool
     what: str
+    #: Invalid by its length, i.e. only at the world's rank: once another argument (x, dy,
+    #: input_shape) gets another rank, an N-d function may take it (see bad_calls).
+    per_rank: bool = False
 
 
 def _bad(value: Value | Any, what: str) -> Corruption:
     return Corruption(value if isinstance(value, Value) else lit(value), True, what)
+
+
+def _bad_at_rank(value: Value | Any, what: str) -> Corruption:
+    return _bad(value, what)._replace(per_rank=True)
 
 
 def _maybe(value: Value | Any, what: str) -> Corruption:
@@ -623,15 +630,19 @@ def _shape_corruptions(param: Param, example: Any) -> list[Corruption]:
 def _int_tuple_corruptions(param: Param, rank: int) -> list[Corruption]:
     n = max(rank, 1)
     out = _generic(param)
-    out += [_bad(v, f"not an int: {show(v)}") for v in NOT_INTS]
+    # [1] is one int per spatial axis where there is one axis (conv1d, max_pool1d): valid.
+    out += [_bad(v, f"not an int: {show(v)}") for v in NOT_INTS if not isinstance(v, list)]
+    if n > 1:  # [1] is one int per spatial axis where there is one axis: valid there
+        out.append(_bad_at_rank([1], "not an int: [1]"))
+    zero = _maybe if param.name == "output_padding" else _bad  # the one that may be 0
     out += [
-        _bad(0, "0"),
+        zero(0, "0"),
         _bad(-1, "-1"),
         _bad(-(2**63), "-2**63"),
         _bad([], "an empty list"),
-        _bad([1] * (n + 1), f"{n + 1} ints"),
+        _bad_at_rank([1] * (n + 1), f"{n + 1} ints"),
         _bad([1] * 7, "7 ints"),
-        _bad([1] * (n - 1) + [0], "a 0 entry"),
+        zero([1] * (n - 1) + [0], "a 0 entry"),
         _bad([[1] * n] * n, "nested lists"),
         _bad([1.0] * n, "floats"),
         _bad([True] * n, "bools"),
@@ -663,7 +674,7 @@ def _padding_corruptions(param: Param, rank: int) -> list[Corruption]:
         _bad({"SAME"}, "a set"),
         _bad([0] * n, "ints, not pairs"),
         _bad([[0, 0]] * 7, "7 pairs"),
-        _bad([[0, 0]] * (n + 1), f"{n + 1} pairs"),
+        _bad_at_rank([[0, 0]] * (n + 1), f"{n + 1} pairs"),
         _bad([[0, 0, 0]] * n, "triples"),
         _bad([[-1, 0], *zeros[1:]], "a negative pad"),
         _bad([[0.5, 0], *zeros[1:]], "a float pad"),
@@ -1001,6 +1012,11 @@ def bad_calls(draw: st.DrawFn, target: Target) -> Call:
     for name in picked:
         corrupted[name] = draw(st.sampled_from(choices[name]))
         values[name] = corrupted[name].value
+    if any(contract_kind(target.param(name)) in {"array", "shape"} for name in picked):
+        # The rank may have changed with that argument: a length is no longer invalid.
+        corrupted = {
+            k: c._replace(invalid=False) if c.per_rank else c for k, c in corrupted.items()
+        }
     return Call(target, values, corrupted)
 
 
