@@ -3,10 +3,9 @@
 The machinery is in :mod:`_fuzz` (targets, worlds, contracts, checks). Here:
 
 - every target's valid call, twice: bitwise-identical results, inputs unchanged;
-- a Hypothesis fuzz per target corrupting one or two arguments of its valid call, split in
-  two: the modules fixed on this branch (no exceptions allowed) and conv/pool, whose
-  findings are listed in :mod:`_fuzz_known` (covered there, and each entry's reproducers
-  run below as ``xfail(strict=True)`` so that the rewrite's fixes show up);
+- a Hypothesis fuzz per target corrupting one or two arguments of its valid call, no
+  exceptions allowed (the conv/pool findings once excused during their rewrite are all fixed,
+  and with them the list that excused them is gone);
 - the command line on bad options, and the IDX reader on mutated files (raw and gzip).
 
 ``REFCNN_FUZZ_TARGETS=conv2d,Conv2D.build pytest tests/test_fuzz_bad_input.py`` fuzzes only
@@ -29,7 +28,6 @@ from _budget import run_within
 from _fuzz import (
     BUDGET_BYTES,
     BUDGET_SECONDS,
-    Call,
     Target,
     bad_calls,
     check_call,
@@ -37,12 +35,10 @@ from _fuzz import (
     fuzzable,
     targets,
 )
-from _fuzz_known import CONV_POOL_LAYERS, Known, known_failure, known_slow, reproducers
 from _idx import idx_bytes, make_images, parse_idx, write_gzip_bomb
 from hypothesis import given
 from hypothesis import strategies as st
 
-import refcnn
 from refcnn.cli import main
 from refcnn.datasets import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, read_idx_images, read_idx_labels
 
@@ -50,16 +46,7 @@ _CHOSEN = {name for name in os.environ.get("REFCNN_FUZZ_TARGETS", "").split(",")
 ALL = [t for t in targets() if not _CHOSEN or t.name in _CHOSEN]
 
 
-def _conv_pool(target: Target) -> bool:
-    """Targets whose work is done in refcnn/conv.py or refcnn/pool.py (rewritten elsewhere)."""
-    function = getattr(refcnn, target.name, None)
-    if function is not None:
-        return getattr(function, "__module__", "") in {"refcnn.conv", "refcnn.pool"}
-    return target.name.split(".")[0] in CONV_POOL_LAYERS
-
-
-OWNED = [t for t in ALL if not _conv_pool(t) and fuzzable(t)]
-CONV_POOL = [t for t in ALL if _conv_pool(t) and fuzzable(t)]
+FUZZED = [t for t in ALL if fuzzable(t)]
 
 
 @pytest.mark.parametrize("target", ALL, ids=repr)
@@ -67,55 +54,10 @@ def test_valid_call_is_deterministic_and_leaves_inputs_alone(target: Target) -> 
     check_valid_call(target)
 
 
-@pytest.mark.parametrize("target", OWNED, ids=repr)
+@pytest.mark.parametrize("target", FUZZED, ids=repr)
 @given(data=st.data())
 def test_bad_input_is_refused_cleanly(target: Target, data: st.DataObject) -> None:
     check_call(data.draw(bad_calls(target), label="call"))
-
-
-@pytest.mark.parametrize("target", CONV_POOL, ids=repr)
-@given(data=st.data())
-def test_bad_input_is_refused_cleanly_conv_pool(target: Target, data: st.DataObject) -> None:
-    call: Call = data.draw(bad_calls(target), label="call")
-    if known_slow(call) is not None:
-        return  # a known finding that would only burn the time budget
-    try:
-        check_call(call)
-    except AssertionError as failure:
-        if known_failure(call, str(failure)) is None:
-            raise  # a new finding
-
-
-_REPRODUCERS = reproducers()
-
-
-@pytest.mark.parametrize(
-    ("entry", "call"),
-    [
-        pytest.param(
-            entry,
-            call,
-            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=entry.reason),
-        )
-        for entry, call in _REPRODUCERS
-    ],
-    ids=[f"{entry.name}: {call.target.name}" for entry, call in _REPRODUCERS],
-)
-def test_known_conv_pool_findings(entry: Known, call: Call) -> None:
-    try:
-        check_call(call)
-    except AssertionError as failure:
-        if known_failure(call, str(failure)) is not entry:
-            # Not an expected failure (raises= is AssertionError): the entry is out of date.
-            msg = f"fails, but not as {entry.name!r} says: {failure}"
-            raise RuntimeError(msg) from failure
-        raise
-
-
-def test_known_findings_stay_in_conv_pool() -> None:
-    # Known entries may only excuse the modules under rewrite, never this branch's own.
-    for _, call in _REPRODUCERS:
-        assert _conv_pool(call.target), call.target.name
 
 
 # --- the command line --------------------------------------------------------------------------
