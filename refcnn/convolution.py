@@ -265,7 +265,8 @@ def _setup(
         tuple(x_shape[1:-1]), tuple(w_shape[:rank]), stride_tuple, dilation_tuple, resolved
     )
     # As in pooling: a window's coordinates past int64 (a pad of 2**63) are a mistake.
-    check_int64_range(op, "strides, dilations and padding", _reach(problem))
+    reach_names = f"the kernel size of {filter_name}, strides, dilations and padding"
+    check_int64_range(op, reach_names, _reach(problem))
     return _Setup(problem, group_count)
 
 
