@@ -79,6 +79,14 @@ def test_an_empty_module_fails_the_gate(tmp_path: Path) -> None:
     assert _gate_line(result).startswith("GATE: FAIL")
     assert "missing from the implementation" in _gate_line(result)
     assert all(r["status"] == "FAIL" for r in _rows(report, "conv2d"))
+    # The network row composes functions: it fails naming one, and is not itself "missing".
+    missing = _gate_line(result).split("missing from the implementation: ")[1]
+    assert "conv2d" in missing
+    assert "network_sgd_steps" not in missing
+    network = _rows(report, "network_sgd_steps")
+    assert network
+    assert all(r["status"] == "FAIL" for r in network)
+    assert all("has no function" in " ".join(r["failures"]) for r in network)
 
 
 def test_a_narrowed_run_judges_only_what_it_names(tmp_path: Path) -> None:
