@@ -9,21 +9,32 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
-from refcnn.padding import AxisPads, Geometry, normalize_padding, window_geometry
+from refcnn.padding import (
+    AxisPads,
+    Geometry,
+    normalize_padding,
+    transpose_geometry,
+    window_geometry,
+    windows,
+)
 
 __all__ = [
     "Array",
+    "TransposeSizes",
     "conv_geometry",
+    "conv_transpose_sizes",
     "flatten_shape",
+    "is_channels_first",
     "pair",
+    "per_axis",
     "pool_geometry",
     "sample_count",
-    "window_counts",
+    "spatial_sizes",
 ]
 
 Array: TypeAlias = npt.NDArray[Any]
@@ -88,22 +99,79 @@ def sample_count(shape: Sequence[int], axis: int) -> int:
     return math.prod(n for i, n in enumerate(shape) if i != axis)
 
 
-def window_counts(
-    input_hw: tuple[int, int],
-    geometry: Geometry,
-    kernel_hw: tuple[int, int],
-    strides: tuple[int, int],
-) -> npt.NDArray[np.int64]:
-    """Count the real (non-pad) input elements of each pooling window, shape (out_h, out_w).
+def is_channels_first(data_format: str | None) -> bool:
+    """``"NCHW"``, ``"NCW"``, ``"NCDHW"``: channels-first; ``None`` and ``"N...C"``: last."""
+    return isinstance(data_format, str) and data_format.upper().startswith("NC")
 
-    Integer bookkeeping of the pads that :mod:`refcnn.padding` resolved, for the adapters
-    that emulate ``count_include_pad=False`` as a sum over a zero-padded input divided by it.
+
+def per_axis(value: int | Sequence[int], rank: int) -> tuple[int, ...]:
+    """``2`` -> ``(2,) * rank``; a sequence of ``rank`` ints as a tuple."""
+    if isinstance(value, Sequence | np.ndarray):
+        return tuple(int(v) for v in value)
+    return (int(value),) * rank
+
+
+def spatial_sizes(x: Any, channels_first: bool) -> tuple[int, ...]:
+    """Return the spatial sizes of an array or framework tensor ``x`` in either layout."""
+    shape = tuple(int(n) for n in x.shape)
+    return shape[2:] if channels_first else shape[1:-1]
+
+
+class TransposeSizes(NamedTuple):
+    """A ``conv_transpose`` call's per-axis arguments and sizes, as every adapter needs them.
+
+    ``sizes`` are the output's spatial sizes (``output_shape``'s, or ONNX ConvTranspose's
+    rule) and ``befores`` the leading pads of the forward conv whose adjoint the call is,
+    both from :mod:`refcnn.padding`.
     """
-    per_axis = []
-    for size, kernel, stride, out, (before, _) in zip(
-        input_hw, kernel_hw, strides, geometry.out_hw, geometry.pads, strict=True
-    ):
-        starts = np.arange(out, dtype=np.int64) * stride - before
-        ends = starts + kernel
-        per_axis.append(np.clip(ends, 0, size) - np.clip(starts, 0, size))
-    return np.asarray(np.multiply.outer(per_axis[0], per_axis[1]), dtype=np.int64)
+
+    rank: int
+    channels_first: bool
+    strides: tuple[int, ...]
+    dilations: tuple[int, ...]
+    kernel: tuple[int, ...]
+    in_sizes: tuple[int, ...]
+    sizes: tuple[int, ...]
+    befores: tuple[int, ...]
+
+
+def conv_transpose_sizes(
+    x: Any,
+    w: Any,
+    *,
+    output_shape: Sequence[int] | None,
+    strides: int | Sequence[int],
+    padding: Any,
+    output_padding: int | Sequence[int],
+    dilations: int | Sequence[int],
+    data_format: str | None,
+) -> TransposeSizes:
+    """Resolve a ``conv_transpose`` call (``x`` and ``w`` arrays or framework tensors)."""
+    rank = len(x.shape) - 2
+    channels_first = is_channels_first(data_format)
+    stride, dilation = per_axis(strides, rank), per_axis(dilations, rank)
+    extra = per_axis(output_padding, rank)
+    kernel = tuple(int(k) for k in w.shape[:rank])
+    in_sizes = spatial_sizes(x, channels_first)
+    mode = normalize_padding("conv_transpose", padding, rank)
+    if output_shape is None:
+        per_axis_geometry = [
+            transpose_geometry(
+                in_sizes[a],
+                kernel[a],
+                stride[a],
+                dilation[a],
+                mode if isinstance(mode, str) else mode[a],
+                extra[a],
+            )
+            for a in range(rank)
+        ]
+        sizes = tuple(size for size, _ in per_axis_geometry)
+        befores = tuple(before for _, before in per_axis_geometry)
+    else:
+        shape = tuple(int(n) for n in output_shape)
+        if len(shape) == rank + 2:
+            shape = shape[2:] if channels_first else shape[1:-1]
+        sizes = shape
+        befores = tuple(p[0] for p in windows(sizes, kernel, stride, dilation, mode).pads)
+    return TransposeSizes(rank, channels_first, stride, dilation, kernel, in_sizes, sizes, befores)

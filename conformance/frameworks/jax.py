@@ -109,9 +109,17 @@ from jax import numpy as jnp
 from jax.scipy.special import xlogy
 
 from conformance.frameworks import NotExpressible
-from conformance.frameworks._common import Array, flatten_shape, sample_count
+from conformance.frameworks._common import (
+    Array,
+    conv_transpose_sizes,
+    flatten_shape,
+    is_channels_first,
+    per_axis,
+    sample_count,
+    spatial_sizes,
+)
 from conformance.network import LR, MOMENTUM, Trajectory
-from refcnn.padding import Windows, normalize_padding, transpose_geometry, windows
+from refcnn.padding import Windows, normalize_padding, windows
 
 NAME = "jax"
 REQUIRES = "jax"
@@ -195,25 +203,9 @@ def vjp(f: Callable[..., Any], primals: Sequence[Any], cotangent: Any | None) ->
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 
 
-def _is_channels_first(data_format: str | None) -> bool:
-    return isinstance(data_format, str) and data_format.upper().startswith("NC")
-
-
-def _per_axis(value: int | Sequence[int], rank: int) -> tuple[int, ...]:
-    """``2`` -> ``(2,) * rank``; a sequence of ``rank`` ints as a tuple."""
-    if isinstance(value, Sequence | np.ndarray):
-        return tuple(int(v) for v in value)
-    return (int(value),) * rank
-
-
 def _spatial_axes(rank: int, channels_first: bool) -> tuple[int, ...]:
     first = 2 if channels_first else 1
     return tuple(range(first, first + rank))
-
-
-def _spatial_sizes(x: Any, channels_first: bool) -> tuple[int, ...]:
-    rank = x.ndim - 2
-    return tuple(int(x.shape[a]) for a in _spatial_axes(rank, channels_first))
 
 
 def _dimension_numbers(rank: int, channels_first: bool) -> tuple[str, str, str]:
@@ -253,11 +245,11 @@ def conv(
 ) -> Any:
     """See refcnn.conv (``lax.conv_general_dilated``, explicit pads from refcnn.padding)."""
     rank = x.ndim - 2
-    channels_first = _is_channels_first(data_format)
-    stride, dilation = _per_axis(strides, rank), _per_axis(dilations, rank)
+    channels_first = is_channels_first(data_format)
+    stride, dilation = per_axis(strides, rank), per_axis(dilations, rank)
     mode = normalize_padding("conv", padding, rank)
     geometry = windows(
-        _spatial_sizes(x, channels_first), tuple(w.shape[:rank]), stride, dilation, mode
+        spatial_sizes(x, channels_first), tuple(w.shape[:rank]), stride, dilation, mode
     )
     y = lax.conv_general_dilated(
         x,
@@ -302,34 +294,18 @@ def conv_transpose(
     method: str = "auto",  # refcnn's route choice: nothing to translate
 ) -> Any:
     """See refcnn.conv_transpose (the gradient-of-conv form; module docstring)."""
-    rank = x.ndim - 2
-    channels_first = _is_channels_first(data_format)
-    stride, dilation = _per_axis(strides, rank), _per_axis(dilations, rank)
-    extra = _per_axis(output_padding, rank)
-    kernel = tuple(int(k) for k in w.shape[:rank])
-    in_sizes = _spatial_sizes(x, channels_first)
-    mode = normalize_padding("conv_transpose", padding, rank)
-    if output_shape is None:
-        sizes, befores = zip(
-            *(
-                transpose_geometry(
-                    in_sizes[a],
-                    kernel[a],
-                    stride[a],
-                    dilation[a],
-                    mode if isinstance(mode, str) else mode[a],
-                    extra[a],
-                )
-                for a in range(rank)
-            ),
-            strict=True,
+    (rank, channels_first, stride, dilation, kernel, in_sizes, sizes, befores) = (
+        conv_transpose_sizes(
+            x,
+            w,
+            output_shape=output_shape,
+            strides=strides,
+            padding=padding,
+            output_padding=output_padding,
+            dilations=dilations,
+            data_format=data_format,
         )
-    else:
-        shape = tuple(int(n) for n in output_shape)
-        if len(shape) == rank + 2:
-            shape = shape[2:] if channels_first else shape[1:-1]
-        sizes = shape
-        befores = tuple(p[0] for p in windows(sizes, kernel, stride, dilation, mode).pads)
+    )
     # Output r is sum_q xz[r + q*d - lead] * w'[q] with xz the input with s - 1 zeros
     # inserted (lhs_dilation), of length (in - 1)*s + 1, and lead = (K - 1)*d - before
     # (refcnn.padding.adjoint_geometry); the trail makes the output n long. Either may be
@@ -400,12 +376,12 @@ def _pool(
     data_format: str | None,
 ) -> _Pool:
     rank = x.ndim - 2
-    channels_first = _is_channels_first(data_format)
-    kernel = _per_axis(ksize, rank)
-    stride = kernel if strides is None else _per_axis(strides, rank)
-    dilation = _per_axis(dilations, rank)
+    channels_first = is_channels_first(data_format)
+    kernel = per_axis(ksize, rank)
+    stride = kernel if strides is None else per_axis(strides, rank)
+    dilation = per_axis(dilations, rank)
     mode = normalize_padding(op, padding, rank)
-    sizes = _spatial_sizes(x, channels_first)
+    sizes = spatial_sizes(x, channels_first)
     geometry = windows(sizes, kernel, stride, dilation, mode, ceil_mode=bool(ceil_mode))
     return _Pool(rank, channels_first, sizes, kernel, stride, dilation, geometry)
 
@@ -550,8 +526,8 @@ def global_max_pool(x: Any, *, data_format: str | None = None, keepdims: bool = 
     Not ``jnp.max``: its gradient splits a tie evenly between the maxima (module docstring,
     Findings); refcnn's, and the max-pool rule's, goes to the first one.
     """
-    channels_first = _is_channels_first(data_format)
-    sizes = _spatial_sizes(x, channels_first)
+    channels_first = is_channels_first(data_format)
+    sizes = spatial_sizes(x, channels_first)
     window = _full_window(sizes, channels_first)
     init = np.array(-np.inf, dtype=x.dtype)
     y = lax.reduce_window(x, init, lax.max, window, (1,) * x.ndim, "VALID")
@@ -560,7 +536,7 @@ def global_max_pool(x: Any, *, data_format: str | None = None, keepdims: bool = 
 
 def global_avg_pool(x: Any, *, data_format: str | None = None, keepdims: bool = True) -> Any:
     """See refcnn.global_avg_pool (``jnp.mean`` over the spatial axes)."""
-    channels_first = _is_channels_first(data_format)
+    channels_first = is_channels_first(data_format)
     axes = _spatial_axes(x.ndim - 2, channels_first)
     return _global_result(jnp.mean(x, axis=axes, keepdims=True), channels_first, keepdims)
 

@@ -114,8 +114,14 @@ import onnxruntime as ort
 from onnx import helper
 
 from conformance.frameworks import NotExpressible
-from conformance.frameworks._common import Array
-from refcnn.padding import AxisPads, normalize_padding, transpose_geometry, windows
+from conformance.frameworks._common import (
+    Array,
+    conv_transpose_sizes,
+    is_channels_first,
+    per_axis,
+    spatial_sizes,
+)
+from refcnn.padding import AxisPads, normalize_padding, windows
 
 NAME = "onnxruntime"
 REQUIRES = "onnxruntime"
@@ -255,22 +261,6 @@ def _run(op: str, inputs: Sequence[Array], **attributes: Any) -> Array:
 # -- layouts and geometry -----------------------------------------------------------------------
 
 
-def _is_channels_first(data_format: str | None) -> bool:
-    return isinstance(data_format, str) and data_format.upper().startswith("NC")
-
-
-def _per_axis(value: int | Sequence[int], rank: int) -> tuple[int, ...]:
-    """``2`` -> ``(2,) * rank``; a sequence of ``rank`` ints as a tuple."""
-    if isinstance(value, Sequence | np.ndarray):
-        return tuple(int(v) for v in value)
-    return (int(value),) * rank
-
-
-def _spatial_sizes(x: Array, channels_first: bool) -> tuple[int, ...]:
-    shape = tuple(int(n) for n in x.shape)
-    return shape[2:] if channels_first else shape[1:-1]
-
-
 def _to_channels_first(x: Array, channels_first: bool) -> Array:
     """``(N, *S, C)`` -> ONNX's ``(N, C, *S)`` (a transpose: no arithmetic)."""
     if channels_first:
@@ -315,11 +305,11 @@ def conv(
 ) -> Array:
     """See refcnn.conv (ONNX ``Conv`` with explicit ``pads``; module docstring)."""
     rank = x.ndim - 2
-    channels_first = _is_channels_first(data_format)
-    stride, dilation = _per_axis(strides, rank), _per_axis(dilations, rank)
+    channels_first = is_channels_first(data_format)
+    stride, dilation = per_axis(strides, rank), per_axis(dilations, rank)
     kernel = tuple(int(k) for k in w.shape[:rank])
     mode = normalize_padding("conv", padding, rank)
-    geometry = windows(_spatial_sizes(x, channels_first), kernel, stride, dilation, mode)
+    geometry = windows(spatial_sizes(x, channels_first), kernel, stride, dilation, mode)
     if 0 in geometry.out:
         msg = (
             f"onnxruntime conv{rank}d: empty output {geometry.out}: ONNX Runtime's Conv "
@@ -379,34 +369,18 @@ def conv_transpose(
     method: str = "auto",  # refcnn's route choice: nothing to translate
 ) -> Array:
     """See refcnn.conv_transpose (ONNX ``ConvTranspose``, explicit pads; module docstring)."""
-    rank = x.ndim - 2
-    channels_first = _is_channels_first(data_format)
-    stride, dilation = _per_axis(strides, rank), _per_axis(dilations, rank)
-    extra = _per_axis(output_padding, rank)
-    kernel = tuple(int(k) for k in w.shape[:rank])
-    in_sizes = _spatial_sizes(x, channels_first)
-    mode = normalize_padding("conv_transpose", padding, rank)
-    if output_shape is None:
-        sizes, befores = zip(
-            *(
-                transpose_geometry(
-                    in_sizes[a],
-                    kernel[a],
-                    stride[a],
-                    dilation[a],
-                    mode if isinstance(mode, str) else mode[a],
-                    extra[a],
-                )
-                for a in range(rank)
-            ),
-            strict=True,
+    (rank, channels_first, stride, dilation, kernel, in_sizes, sizes, befores) = (
+        conv_transpose_sizes(
+            x,
+            w,
+            output_shape=output_shape,
+            strides=strides,
+            padding=padding,
+            output_padding=output_padding,
+            dilations=dilations,
+            data_format=data_format,
         )
-    else:
-        shape = tuple(int(n) for n in output_shape)
-        if len(shape) == rank + 2:
-            shape = shape[2:] if channels_first else shape[1:-1]
-        sizes = shape
-        befores = tuple(p[0] for p in windows(sizes, kernel, stride, dilation, mode).pads)
+    )
     if 0 in sizes or 0 in in_sizes:
         msg = (
             f"onnxruntime conv_transpose{rank}d: empty input or output {tuple(sizes)}: ONNX "
@@ -460,12 +434,12 @@ def _pool(
 ) -> _Pool:
     """Resolve a pooling call (pads from refcnn.padding) and refuse what ONNX Runtime rejects."""
     rank = x.ndim - 2
-    channels_first = _is_channels_first(data_format)
-    kernel = _per_axis(ksize, rank)
-    stride = kernel if strides is None else _per_axis(strides, rank)
-    dilation = _per_axis(dilations, rank)
+    channels_first = is_channels_first(data_format)
+    kernel = per_axis(ksize, rank)
+    stride = kernel if strides is None else per_axis(strides, rank)
+    dilation = per_axis(dilations, rank)
     mode = normalize_padding(op, padding, rank)
-    sizes = _spatial_sizes(x, channels_first)
+    sizes = spatial_sizes(x, channels_first)
     geometry = windows(sizes, kernel, stride, dilation, mode, ceil_mode=bool(ceil_mode))
     channels = int(x.shape[1] if channels_first else x.shape[-1])
     if 0 in geometry.out:
@@ -545,7 +519,7 @@ def _max_pool(
 ) -> list[Array]:
     pool = _pool(op, x, ksize, **options)
     xs = _to_channels_first(x, pool.channels_first)
-    sizes = _spatial_sizes(xs, channels_first=True)
+    sizes = spatial_sizes(xs, channels_first=True)
     padded = _prepadded(xs, pool, -np.inf)
     if padded is not xs and bool(np.isneginf(xs).any()):
         msg = (
@@ -560,7 +534,7 @@ def _max_pool(
     if with_indices:
         # ONNX's Indices flatten the whole (N, C, *S) input, row-major (storage_order 0);
         # refcnn's argmax indexes the (n, c) spatial volume: the remainder by its size.
-        index = outputs[1] % math.prod(_spatial_sizes(padded, channels_first=True))
+        index = outputs[1] % math.prod(spatial_sizes(padded, channels_first=True))
         outputs[1] = _unpadded_index(index, pool, sizes)
     return [_from_channels_first(y, pool.channels_first) for y in outputs]
 
@@ -647,7 +621,7 @@ def avg_pool(
 
 
 def _global_pool(op: str, x: Array, data_format: str | None, keepdims: bool) -> Array:
-    channels_first = _is_channels_first(data_format)
+    channels_first = is_channels_first(data_format)
     y = _run(op, [_to_channels_first(x, channels_first)])
     if not keepdims:
         return y.reshape(y.shape[0], y.shape[1])

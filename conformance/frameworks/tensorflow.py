@@ -159,9 +159,17 @@ import numpy as np
 import tensorflow as tf
 
 from conformance.frameworks import NotExpressible
-from conformance.frameworks._common import Array, flatten_shape, sample_count
+from conformance.frameworks._common import (
+    Array,
+    conv_transpose_sizes,
+    flatten_shape,
+    is_channels_first,
+    per_axis,
+    sample_count,
+    spatial_sizes,
+)
 from conformance.network import CLASSES, INPUT_SHAPE, LR, MOMENTUM, Trajectory
-from refcnn.padding import AxisPads, Windows, normalize_padding, transpose_geometry, windows
+from refcnn.padding import AxisPads, Windows, normalize_padding, windows
 
 NAME = "tensorflow"
 REQUIRES = "tensorflow"
@@ -265,17 +273,6 @@ _GROUPED_GRADIENTS = (
 _CHANNELS_LAST = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
 
 
-def _is_channels_first(data_format: str | None) -> bool:
-    return isinstance(data_format, str) and data_format.upper().startswith("NC")
-
-
-def _per_axis(value: int | Sequence[int], rank: int) -> tuple[int, ...]:
-    """``2`` -> ``(2,) * rank``; a sequence of ``rank`` ints as a tuple."""
-    if isinstance(value, Sequence | np.ndarray):
-        return tuple(int(v) for v in value)
-    return (int(value),) * rank
-
-
 def _shape(x: Any) -> tuple[int, ...]:
     return tuple(int(n) for n in x.shape)
 
@@ -293,11 +290,6 @@ def _from_channels_last(y: Any, channels_first: bool) -> Any:
         return y
     rank = len(y.shape) - 2
     return tf.transpose(y, [0, rank + 1, *range(1, rank + 1)])
-
-
-def _spatial_sizes(x: Any, channels_first: bool) -> tuple[int, ...]:
-    shape = _shape(x)
-    return shape[2:] if channels_first else shape[1:-1]
 
 
 def _pad(x: Any, pads: Sequence[tuple[int, int]], value: float = 0.0) -> Any:
@@ -348,10 +340,10 @@ def _conv_plan(
 ) -> _Conv:
     """Resolve a conv call (pads from refcnn.padding); refuse what TF's CPU kernels mishandle."""
     rank = len(x.shape) - 2
-    channels_first = _is_channels_first(data_format)
-    stride, dilation = _per_axis(strides, rank), _per_axis(dilations, rank)
+    channels_first = is_channels_first(data_format)
+    stride, dilation = per_axis(strides, rank), per_axis(dilations, rank)
     mode = normalize_padding("conv", padding, rank)
-    sizes = _spatial_sizes(x, channels_first)
+    sizes = spatial_sizes(x, channels_first)
     geometry = windows(sizes, _shape(w)[:rank], stride, dilation, mode)
     op = f"tensorflow conv{rank}d"
     if int(w.shape[-2]) == 0:
@@ -560,35 +552,19 @@ def conv_transpose(
     method: str = "auto",  # refcnn's route choice: nothing to translate
 ) -> Any:
     """See refcnn.conv_transpose (``tf.nn.conv_transpose`` of the full output, sliced)."""
-    rank = len(x.shape) - 2
-    channels_first = _is_channels_first(data_format)
-    stride, dilation = _per_axis(strides, rank), _per_axis(dilations, rank)
-    extra = _per_axis(output_padding, rank)
-    kernel = _shape(w)[:rank]
-    in_sizes = _spatial_sizes(x, channels_first)
-    mode = normalize_padding("conv_transpose", padding, rank)
-    op = f"tensorflow conv{rank}d_transpose"
-    if output_shape is None:
-        sizes, befores = zip(
-            *(
-                transpose_geometry(
-                    in_sizes[a],
-                    kernel[a],
-                    stride[a],
-                    dilation[a],
-                    mode if isinstance(mode, str) else mode[a],
-                    extra[a],
-                )
-                for a in range(rank)
-            ),
-            strict=True,
+    (rank, channels_first, stride, dilation, kernel, in_sizes, sizes, befores) = (
+        conv_transpose_sizes(
+            x,
+            w,
+            output_shape=output_shape,
+            strides=strides,
+            padding=padding,
+            output_padding=output_padding,
+            dilations=dilations,
+            data_format=data_format,
         )
-    else:
-        shape = tuple(int(n) for n in output_shape)
-        if len(shape) == rank + 2:
-            shape = shape[2:] if channels_first else shape[1:-1]
-        sizes = shape
-        befores = tuple(p[0] for p in windows(sizes, kernel, stride, dilation, mode).pads)
+    )
+    op = f"tensorflow conv{rank}d_transpose"
     c_out = groups * int(w.shape[-2])
     empty = (int(x.shape[0]), *sizes, c_out, int(x.shape[-1] if not channels_first else x.shape[1]))
     if 0 in empty or 0 in in_sizes:
@@ -683,12 +659,12 @@ def _pool_plan(
 ) -> _Pool:
     """Resolve a pooling call (pads from refcnn.padding); refuse what TF's CPU mishandles."""
     rank = len(x.shape) - 2
-    channels_first = _is_channels_first(data_format)
-    kernel = _per_axis(ksize, rank)
-    stride = kernel if strides is None else _per_axis(strides, rank)
-    dilation = _per_axis(dilations, rank)
+    channels_first = is_channels_first(data_format)
+    kernel = per_axis(ksize, rank)
+    stride = kernel if strides is None else per_axis(strides, rank)
+    dilation = per_axis(dilations, rank)
     mode = normalize_padding(op, padding, rank)
-    sizes = _spatial_sizes(x, channels_first)
+    sizes = spatial_sizes(x, channels_first)
     geometry = windows(sizes, kernel, stride, dilation, mode, ceil_mode=bool(ceil_mode))
     channels = int(x.shape[1] if channels_first else x.shape[-1])
     out = (*geometry.out, channels)
@@ -961,7 +937,7 @@ def global_max_pool(x: Any, *, data_format: str | None = None, keepdims: bool = 
     reshaped to ``(N, prod(S), C)`` (row-major: the first maximum stays the first) and pooled
     with one window over it, which also runs where TF has no 3-D pooling kernel.
     """
-    channels_first = _is_channels_first(data_format)
+    channels_first = is_channels_first(data_format)
     xl = _to_channels_last(x, channels_first)
     shape = _shape(xl)
     rank = len(shape) - 2
@@ -976,7 +952,7 @@ def global_max_pool(x: Any, *, data_format: str | None = None, keepdims: bool = 
 
 def global_avg_pool(x: Any, *, data_format: str | None = None, keepdims: bool = True) -> Any:
     """See refcnn.global_avg_pool (``tf.math.reduce_mean`` over the spatial axes)."""
-    channels_first = _is_channels_first(data_format)
+    channels_first = is_channels_first(data_format)
     xl = _to_channels_last(x, channels_first)
     rank = len(xl.shape) - 2
     y = tf.math.reduce_mean(xl, axis=list(range(1, rank + 1)), keepdims=True)

@@ -115,9 +115,16 @@ import torch
 from torch.nn import functional as tnf
 
 from conformance.frameworks import NotExpressible
-from conformance.frameworks._common import Array, flatten_shape
+from conformance.frameworks._common import (
+    Array,
+    conv_transpose_sizes,
+    flatten_shape,
+    is_channels_first,
+    per_axis,
+    spatial_sizes,
+)
 from conformance.network import CLASSES, LR, MOMENTUM, Trajectory
-from refcnn.padding import AxisPads, Windows, normalize_padding, transpose_geometry, windows
+from refcnn.padding import AxisPads, Windows, normalize_padding, windows
 
 NAME = "torch"
 REQUIRES = "torch"
@@ -226,22 +233,6 @@ _ADAPTIVE_AVG_POOL: dict[int, Callable[..., Any]] = {
 }
 
 
-def _is_channels_first(data_format: str | None) -> bool:
-    return isinstance(data_format, str) and data_format.upper().startswith("NC")
-
-
-def _per_axis(value: int | Sequence[int], rank: int) -> tuple[int, ...]:
-    """``2`` -> ``(2,) * rank``; a sequence of ``rank`` ints as a tuple."""
-    if isinstance(value, Sequence | np.ndarray):
-        return tuple(int(v) for v in value)
-    return (int(value),) * rank
-
-
-def _spatial_sizes(x: Any, channels_first: bool) -> tuple[int, ...]:
-    shape = tuple(int(n) for n in x.shape)
-    return shape[2:] if channels_first else shape[1:-1]
-
-
 def _channels(x: Any, channels_first: bool) -> int:
     return int(x.shape[1] if channels_first else x.shape[-1])
 
@@ -315,11 +306,11 @@ def conv(
 ) -> Any:
     """See refcnn.conv (``F.conv1d/2d/3d``; padding as in the module docstring)."""
     rank = x.ndim - 2
-    channels_first = _is_channels_first(data_format)
-    stride, dilation = _per_axis(strides, rank), _per_axis(dilations, rank)
+    channels_first = is_channels_first(data_format)
+    stride, dilation = per_axis(strides, rank), per_axis(dilations, rank)
     mode = normalize_padding("conv", padding, rank)
     geometry = windows(
-        _spatial_sizes(x, channels_first), tuple(w.shape[:rank]), stride, dilation, mode
+        spatial_sizes(x, channels_first), tuple(w.shape[:rank]), stride, dilation, mode
     )
     if 0 in geometry.out:
         msg = (
@@ -392,34 +383,18 @@ def conv_transpose(
     method: str = "auto",  # refcnn's route choice: nothing to translate
 ) -> Any:
     """See refcnn.conv_transpose (``F.conv_transpose1d/2d/3d``; module docstring)."""
-    rank = x.ndim - 2
-    channels_first = _is_channels_first(data_format)
-    stride, dilation = _per_axis(strides, rank), _per_axis(dilations, rank)
-    extra = _per_axis(output_padding, rank)
-    kernel = tuple(int(k) for k in w.shape[:rank])
-    in_sizes = _spatial_sizes(x, channels_first)
-    mode = normalize_padding("conv_transpose", padding, rank)
-    if output_shape is None:
-        sizes, befores = zip(
-            *(
-                transpose_geometry(
-                    in_sizes[a],
-                    kernel[a],
-                    stride[a],
-                    dilation[a],
-                    mode if isinstance(mode, str) else mode[a],
-                    extra[a],
-                )
-                for a in range(rank)
-            ),
-            strict=True,
+    (rank, channels_first, stride, dilation, kernel, in_sizes, sizes, befores) = (
+        conv_transpose_sizes(
+            x,
+            w,
+            output_shape=output_shape,
+            strides=strides,
+            padding=padding,
+            output_padding=output_padding,
+            dilations=dilations,
+            data_format=data_format,
         )
-    else:
-        shape = tuple(int(n) for n in output_shape)
-        if len(shape) == rank + 2:
-            shape = shape[2:] if channels_first else shape[1:-1]
-        sizes = shape
-        befores = tuple(p[0] for p in windows(sizes, kernel, stride, dilation, mode).pads)
+    )
     if 0 in sizes:
         msg = (
             f"torch conv_transpose{rank}d: empty output {tuple(sizes)}: torch rejects it "
@@ -475,12 +450,12 @@ def _pool(
 ) -> _Pool:
     """Resolve a pooling call (pads from refcnn.padding) and refuse what torch rejects."""
     rank = x.ndim - 2
-    channels_first = _is_channels_first(data_format)
-    kernel = _per_axis(ksize, rank)
-    stride = kernel if strides is None else _per_axis(strides, rank)
-    dilation = _per_axis(dilations, rank)
+    channels_first = is_channels_first(data_format)
+    kernel = per_axis(ksize, rank)
+    stride = kernel if strides is None else per_axis(strides, rank)
+    dilation = per_axis(dilations, rank)
     mode = normalize_padding(op, padding, rank)
-    sizes = _spatial_sizes(x, channels_first)
+    sizes = spatial_sizes(x, channels_first)
     geometry = windows(sizes, kernel, stride, dilation, mode, ceil_mode=ceil_mode)
     if 0 in geometry.out:
         msg = (
@@ -555,7 +530,7 @@ def _max_pool(
     zeros = (0,) * pool.rank
     cropped = tuple(_crop(t, zeros, pool.geometry.out) for t in outputs)
     if return_indices:
-        sizes = _spatial_sizes(xs, channels_first=True)
+        sizes = spatial_sizes(xs, channels_first=True)
         return (cropped[0], _padded_volume_index(cropped[1], pool, sizes))
     return cropped
 
@@ -573,7 +548,7 @@ def max_pool(
     """See refcnn.max_pool (``F.max_pool1d/2d/3d``; module docstring for the pads)."""
     options = _options(strides, padding, dilations, ceil_mode, data_format)
     (y,) = _max_pool("max_pool", x, ksize, options, return_indices=False)
-    return _from_channels_first(y, _is_channels_first(data_format))
+    return _from_channels_first(y, is_channels_first(data_format))
 
 
 def max_pool_with_argmax(
@@ -589,7 +564,7 @@ def max_pool_with_argmax(
     """See refcnn.max_pool_with_argmax (``return_indices=True``: refcnn's own convention)."""
     options = _options(strides, padding, dilations, ceil_mode, data_format)
     y, index = _max_pool("max_pool_with_argmax", x, ksize, options, return_indices=True)
-    channels_first = _is_channels_first(data_format)
+    channels_first = is_channels_first(data_format)
     return (_from_channels_first(y, channels_first), _from_channels_first(index, channels_first))
 
 
@@ -657,7 +632,7 @@ def avg_pool(
         raise NotExpressible(_NO_FLOAT16_AVG_POOL3D)
     xs = _to_channels_first(x, pool.channels_first)
     ceil = bool(ceil_mode)
-    sizes = _spatial_sizes(xs, channels_first=True)
+    sizes = spatial_sizes(xs, channels_first=True)
     # torch's avg_pool3d (alone: avg_pool1d/2d and max_pool3d accept it) rejects an input
     # smaller than the window on some axis even when the padding makes it fit ("input image
     # (T: 1 H: 1 W: 1) smaller than kernel size"): those pads go the emulated route.
@@ -716,7 +691,7 @@ def _global_result(y: Any, channels_first: bool, keepdims: bool) -> Any:
 
 def global_max_pool(x: Any, *, data_format: str | None = None, keepdims: bool = True) -> Any:
     """See refcnn.global_max_pool (``F.adaptive_max_pool1d/2d/3d`` with output size 1)."""
-    channels_first = _is_channels_first(data_format)
+    channels_first = is_channels_first(data_format)
     if _channels(x, channels_first) == 0:
         raise NotExpressible(_no_channels("global_max_pool"))
     y = _ADAPTIVE_MAX_POOL[x.ndim - 2](_to_channels_first(x, channels_first), 1)
@@ -725,7 +700,7 @@ def global_max_pool(x: Any, *, data_format: str | None = None, keepdims: bool = 
 
 def global_avg_pool(x: Any, *, data_format: str | None = None, keepdims: bool = True) -> Any:
     """See refcnn.global_avg_pool (``F.adaptive_avg_pool1d/2d/3d`` with output size 1)."""
-    channels_first = _is_channels_first(data_format)
+    channels_first = is_channels_first(data_format)
     y = _ADAPTIVE_AVG_POOL[x.ndim - 2](_to_channels_first(x, channels_first), 1)
     return _global_result(y, channels_first, keepdims)
 
