@@ -35,7 +35,13 @@ FRAMEWORK_PINS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "torch": (("torch==2.13.0",), ("3.11",)),
     "tensorflow": (("tensorflow-cpu>=2.16,<2.22",), ("3.11", "3.12")),
     "jax": (("jax==0.10.2", "jaxlib==0.10.2"), ("3.11",)),
-    "onnxruntime": (("onnxruntime==1.32.0", "onnx==1.23.2"), ("3.11",)),
+    "onnxruntime": (
+        # The session that has onnx also installs the other third-party NumPy
+        # implementations of conformance/peers, so their pinned findings run (numpy-ml
+        # imports matplotlib at its top level).
+        ("onnxruntime==1.32.0", "onnx==1.23.2", "numpy-ml==0.1.2", "matplotlib", "mygrad==2.5.0"),
+        ("3.11",),
+    ),
 }
 CONFORMANCE_MATRIX = [
     (python, framework) for framework, (_, pythons) in FRAMEWORK_PINS.items() for python in pythons
