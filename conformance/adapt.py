@@ -88,9 +88,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from conformance.frameworks._common import conv_transpose_sizes
 from conformance.ops import REGISTRY
 from refcnn._checks import as_data_format, as_tuple
-from refcnn.padding import AxisPads, normalize_padding, transpose_geometry, windows
+from refcnn.padding import AxisPads, normalize_padding, windows
 
 __all__ = ["TORCH_STYLE", "TorchStyle", "TorchStyleFunction", "torch_style"]
 
@@ -609,31 +610,21 @@ def _transpose_pads(
     """PyTorch's ``(padding, output_padding)`` for refcnn's transposed conv, else refused."""
     rank = layout.rank
     _check_ndim(op, "w", w_shape, rank + 2)
-    kernel = tuple(int(k) for k in w_shape[:rank])
     stride = as_tuple(op, "strides", options["strides"], rank=rank)
     dilation = as_tuple(op, "dilations", options["dilations"], rank=rank)
     extra = as_tuple(op, "output_padding", options["output_padding"], rank=rank, minimum=0)
-    in_sizes = _spatial(x_shape, layout)
-    mode = normalize_padding(op, options["padding"], rank)
-    output_shape = options["output_shape"]
-    if output_shape is None:
-        planned = [
-            transpose_geometry(
-                in_sizes[a],
-                kernel[a],
-                stride[a],
-                dilation[a],
-                mode if isinstance(mode, str) else mode[a],
-                extra[a],
-            )
-            for a in range(rank)
-        ]
-        sizes = tuple(n for n, _ in planned)
-        befores = tuple(before for _, before in planned)
-    else:
-        shape = tuple(int(n) for n in output_shape)
-        sizes = _spatial(shape, layout) if len(shape) == rank + 2 else shape
-        befores = tuple(p[0] for p in windows(sizes, kernel, stride, dilation, mode).pads)
+    normalize_padding(op, options["padding"], rank)  # refused here naming the wrapper
+    sized = conv_transpose_sizes(
+        x_shape,
+        w_shape,
+        channels_first=layout.channels_first,
+        output_shape=options["output_shape"],
+        strides=stride,
+        padding=options["padding"],
+        output_padding=extra,
+        dilations=dilation,
+    )
+    kernel, in_sizes, sizes, befores = sized.kernel, sized.in_sizes, sized.sizes, sized.befores
     paddings, output_paddings = [], []
     for a in range(rank):
         full = (in_sizes[a] - 1) * stride[a] + (kernel[a] - 1) * dilation[a] + 1

@@ -136,23 +136,23 @@ class TransposeSizes(NamedTuple):
 
 
 def conv_transpose_sizes(
-    x: Any,
-    w: Any,
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
     *,
+    channels_first: bool,
     output_shape: Sequence[int] | None,
     strides: int | Sequence[int],
     padding: Any,
     output_padding: int | Sequence[int],
     dilations: int | Sequence[int],
-    data_format: str | None,
 ) -> TransposeSizes:
-    """Resolve a ``conv_transpose`` call (``x`` and ``w`` arrays or framework tensors)."""
-    rank = len(x.shape) - 2
-    channels_first = is_channels_first(data_format)
+    """Resolve a well-formed ``conv_transpose`` call from its input and filter shapes."""
+    rank = len(x_shape) - 2
     stride, dilation = per_axis(strides, rank), per_axis(dilations, rank)
     extra = per_axis(output_padding, rank)
-    kernel = tuple(int(k) for k in w.shape[:rank])
-    in_sizes = spatial_sizes(x, channels_first)
+    kernel = tuple(int(k) for k in w_shape[:rank])
+    sizes_in = tuple(int(n) for n in x_shape)
+    in_sizes = sizes_in[2:] if channels_first else sizes_in[1:-1]
     mode = normalize_padding("conv_transpose", padding, rank)
     if output_shape is None:
         per_axis_geometry = [

@@ -296,14 +296,14 @@ def conv_transpose(
     """See refcnn.conv_transpose (the gradient-of-conv form; module docstring)."""
     (rank, channels_first, stride, dilation, kernel, in_sizes, sizes, befores) = (
         conv_transpose_sizes(
-            x,
-            w,
+            x.shape,
+            w.shape,
+            channels_first=is_channels_first(data_format),
             output_shape=output_shape,
             strides=strides,
             padding=padding,
             output_padding=output_padding,
             dilations=dilations,
-            data_format=data_format,
         )
     )
     # Output r is sum_q xz[r + q*d - lead] * w'[q] with xz the input with s - 1 zeros

@@ -371,14 +371,14 @@ def conv_transpose(
     """See refcnn.conv_transpose (ONNX ``ConvTranspose``, explicit pads; module docstring)."""
     (rank, channels_first, stride, dilation, kernel, in_sizes, sizes, befores) = (
         conv_transpose_sizes(
-            x,
-            w,
+            x.shape,
+            w.shape,
+            channels_first=is_channels_first(data_format),
             output_shape=output_shape,
             strides=strides,
             padding=padding,
             output_padding=output_padding,
             dilations=dilations,
-            data_format=data_format,
         )
     )
     if 0 in sizes or 0 in in_sizes:

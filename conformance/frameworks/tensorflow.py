@@ -554,14 +554,14 @@ def conv_transpose(
     """See refcnn.conv_transpose (``tf.nn.conv_transpose`` of the full output, sliced)."""
     (rank, channels_first, stride, dilation, kernel, in_sizes, sizes, befores) = (
         conv_transpose_sizes(
-            x,
-            w,
+            x.shape,
+            w.shape,
+            channels_first=is_channels_first(data_format),
             output_shape=output_shape,
             strides=strides,
             padding=padding,
             output_padding=output_padding,
             dilations=dilations,
-            data_format=data_format,
         )
     )
     op = f"tensorflow conv{rank}d_transpose"

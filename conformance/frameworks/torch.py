@@ -385,14 +385,14 @@ def conv_transpose(
     """See refcnn.conv_transpose (``F.conv_transpose1d/2d/3d``; module docstring)."""
     (rank, channels_first, stride, dilation, kernel, in_sizes, sizes, befores) = (
         conv_transpose_sizes(
-            x,
-            w,
+            x.shape,
+            w.shape,
+            channels_first=is_channels_first(data_format),
             output_shape=output_shape,
             strides=strides,
             padding=padding,
             output_padding=output_padding,
             dilations=dilations,
-            data_format=data_format,
         )
     )
     if 0 in sizes:
